@@ -1,0 +1,216 @@
+package sendmail
+
+import (
+	"bytes"
+	"io"
+	"strings"
+)
+
+// Field is one header field exactly as it was read, so that a field
+// relaymail has no reason to touch leaves byte for byte as it arrived
+// (SPEC §3): folding, spacing and line endings included.
+type Field struct {
+	Name string // as written (case kept), without any white space before the colon
+	Raw  []byte // the whole field: name, colon, value, folded continuation lines, original line endings
+}
+
+// Value returns the field body unfolded (every line break that is
+// followed by white space is removed, RFC 5322 §2.2.3) with the white
+// space around it trimmed. Encoded words are not decoded: callers parse
+// addresses from this, not display text.
+func (f *Field) Value() string {
+	i := bytes.IndexByte(f.Raw, ':')
+	if i < 0 {
+		return ""
+	}
+	return strings.Trim(string(unfold(f.Raw[i+1:])), " \t\r\n")
+}
+
+// rawValue is everything after the colon, line endings included.
+func (f *Field) rawValue() []byte {
+	i := bytes.IndexByte(f.Raw, ':')
+	if i < 0 {
+		return nil
+	}
+	return f.Raw[i+1:]
+}
+
+// setRawValue replaces everything after the colon.
+func (f *Field) setRawValue(v []byte) {
+	i := bytes.IndexByte(f.Raw, ':')
+	raw := make([]byte, 0, i+1+len(v))
+	raw = append(raw, f.Raw[:i+1]...)
+	f.Raw = append(raw, v...)
+}
+
+// unfold removes CRLF and LF where the next octet is SP or HTAB.
+func unfold(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		switch {
+		case b[i] == '\r' && i+2 < len(b) && b[i+1] == '\n' && isWSP(b[i+2]):
+			i++ // drop CR and LF
+		case b[i] == '\n' && i+1 < len(b) && isWSP(b[i+1]):
+			// drop LF
+		default:
+			out = append(out, b[i])
+		}
+	}
+	return out
+}
+
+func isWSP(c byte) bool { return c == ' ' || c == '\t' }
+
+// Header is a message's header block as raw fields in their original
+// order. net/mail cannot serve here: it keeps neither the order nor the
+// bytes, so it could not drop Bcc: while leaving every other field as it
+// was.
+type Header struct {
+	Fields []*Field
+	// Separator is the empty line that ended the block as read ("\n" or
+	// "\r\n"), or nil when the block ended at the end of input or at a
+	// line that was not a header field; WriteTo then supplies "\n".
+	Separator []byte
+}
+
+// Get returns the fields called name (compared without regard to case)
+// in header order; a field may legitimately appear more than once (two
+// To: lines from Perl's Mail::Mailer).
+func (h *Header) Get(name string) []*Field {
+	var out []*Field
+	for _, f := range h.Fields {
+		if strings.EqualFold(f.Name, name) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Has reports whether a field called name is present, so that Rewrite
+// adds Date:, Message-ID: and From: only when they are missing.
+func (h *Header) Has(name string) bool {
+	for _, f := range h.Fields {
+		if strings.EqualFold(f.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Del removes every field called name and returns how many it removed;
+// Bcc: must never reach the wire (SPEC §3).
+func (h *Header) Del(name string) int {
+	kept := h.Fields[:0]
+	n := 0
+	for _, f := range h.Fields {
+		if strings.EqualFold(f.Name, name) {
+			n++
+			continue
+		}
+		kept = append(kept, f)
+	}
+	for i := len(kept); i < len(h.Fields); i++ {
+		h.Fields[i] = nil
+	}
+	h.Fields = kept
+	return n
+}
+
+// maxLine is the line length RFC 5322 §2.1.1 asks writers to stay under
+// (78 characters, excluding the line ending).
+const maxLine = 78
+
+// Add appends the field "name: value" with a LF line ending (the relay's
+// wire writer turns it into CRLF). It is how Rewrite adds the fields a
+// message lacks. name must be a valid field name. A CR or LF in value
+// would start a new header field, so each is replaced by a space. A
+// value too long for one line is folded at its spaces where it can be.
+func (h *Header) Add(name, value string) {
+	value = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, value)
+	h.Fields = append(h.Fields, &Field{Name: name, Raw: []byte(fold(name+": "+value, len(name)+1) + "\n")})
+}
+
+// fold breaks line before a space or tab (at positions after min, so
+// never between the colon and the value) so that each piece stays under
+// maxLine when a break point allows it. Removing the inserted LFs gives
+// line back, so unfolding restores the value exactly.
+func fold(line string, min int) string {
+	if len(line) <= maxLine {
+		return line
+	}
+	var b strings.Builder
+	start := 0      // start of the current output line
+	lastBreak := -1 // last WSP position in the current line usable as a break point
+	for i := 0; i < len(line); i++ {
+		if isWSP(line[i]) && i > min && i > start && !isWSP(line[i-1]) {
+			if i-start > maxLine && lastBreak > start {
+				b.WriteString(line[start:lastBreak])
+				b.WriteByte('\n')
+				start = lastBreak
+			}
+			lastBreak = i
+		}
+	}
+	if len(line)-start > maxLine && lastBreak > start {
+		b.WriteString(line[start:lastBreak])
+		b.WriteByte('\n')
+		start = lastBreak
+	}
+	b.WriteString(line[start:])
+	return b.String()
+}
+
+// WriteTo writes the header block: every field as it is held, then the
+// separator (or "\n" when there was none, so the body never runs into
+// the header). A field that does not end in LF (the input ended inside
+// the header block) gets a LF so the next field or the separator starts
+// a line of its own.
+func (h *Header) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	write := func(b []byte) error {
+		m, err := w.Write(b)
+		n += int64(m)
+		return err
+	}
+	for _, f := range h.Fields {
+		if err := write(f.Raw); err != nil {
+			return n, err
+		}
+		if needsLF(f.Raw) {
+			if err := write(lf); err != nil {
+				return n, err
+			}
+		}
+	}
+	sep := h.Separator
+	if sep == nil {
+		sep = lf
+	}
+	err := write(sep)
+	return n, err
+}
+
+var lf = []byte{'\n'}
+
+func needsLF(raw []byte) bool { return len(raw) == 0 || raw[len(raw)-1] != '\n' }
+
+// Len returns the number of octets WriteTo will write, for SIZE= and the
+// log.
+func (h *Header) Len() int64 {
+	var n int64
+	for _, f := range h.Fields {
+		n += int64(len(f.Raw))
+		if needsLF(f.Raw) {
+			n++
+		}
+	}
+	if h.Separator == nil {
+		return n + 1
+	}
+	return n + int64(len(h.Separator))
+}

@@ -1,0 +1,298 @@
+package sendmail
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrData is wrapped by every error about the message content (an
+// oversized header block, an unparsable address), so that main can map
+// them all to EX_DATAERR (65) with errors.Is.
+var ErrData = errors.New("bad message")
+
+// dataError is an error about the message content: its text stands on
+// its own and errors.Is(err, ErrData) holds.
+type dataError struct{ msg string }
+
+func (e *dataError) Error() string { return e.msg }
+func (e *dataError) Unwrap() error { return ErrData }
+
+func dataErrorf(format string, args ...any) error {
+	return &dataError{msg: fmt.Sprintf(format, args...)}
+}
+
+// DefaultMaxHeaderBytes bounds the header block kept in memory when
+// IntakeOptions.MaxHeaderBytes is 0. Real header blocks are a few kB;
+// the bound only stops a runaway input from exhausting memory.
+const DefaultMaxHeaderBytes = 1 << 20
+
+// readBufSize is the only buffer the intake uses: a body line longer than
+// this passes through in pieces and is never held whole.
+const readBufSize = 64 << 10
+
+// IntakeOptions says how ReadMessage treats its input.
+type IntakeOptions struct {
+	IgnoreDots     bool // -i: a line holding only "." is ordinary text
+	MaxHeaderBytes int  // 0 = DefaultMaxHeaderBytes; a larger header block is an ErrData error (after draining input)
+}
+
+// IntakeStats describes the message as read, for the envelope (8BITMIME)
+// and the log.
+type IntakeStats struct {
+	HeaderBytes, BodyBytes int64 // octets kept in the header block and written to the body
+	EightBit               bool  // any octet >= 0x80 anywhere (header or body)
+	HasNUL                 bool  // a NUL octet was seen (passed on, noted for the log)
+	LoneDot                bool  // the message was ended by a lone "." line (no -i)
+}
+
+// ReadMessage reads one message from r as a stream and always to its
+// end, so that a caller writing into a pipe never dies of SIGPIPE: after
+// an error and after a lone-dot end the rest is read and discarded. It
+// never seeks (stdin may be a pipe, a socket or a deleted file).
+//
+// A leading mbox "From " line is dropped. The header block is kept in
+// memory as raw fields (at most MaxHeaderBytes); the body is copied to
+// body as it arrives, through one fixed buffer, so memory does not grow
+// with the body or with its longest line.
+//
+// A header field is a line "name:" (name: printable ASCII other than ':'
+// and space; white space before the colon, RFC 5322 §4.5.8, is allowed)
+// followed by continuation lines that start with SP or HTAB. The block
+// ends at the first empty line (kept as Header.Separator), or at the
+// first line that is none of these, which becomes the first body line
+// (as Postfix does; Separator is then nil). Input that ends inside the
+// header block is a message with an empty body.
+//
+// Without IgnoreDots, a line holding only "." (LF or CRLF ended) ends the
+// message and a line starting with ".." loses its first dot (sendmail 8;
+// Symfony and SwiftMailer dot-stuff and rely on it), in the header block
+// as well as in the body. Line endings are passed through untouched
+// (LF, CRLF, mixed, lone CR): the relay's wire writer normalises them.
+// NUL octets and invalid UTF-8 are passed on too.
+//
+// Errors wrap ErrData for an oversized header block; a read error or an
+// error from body is returned as it is, with context.
+func ReadMessage(r io.Reader, o IntakeOptions, body io.Writer) (*Header, IntakeStats, error) {
+	in := &intake{
+		br:         bufio.NewReaderSize(r, readBufSize),
+		ignoreDots: o.IgnoreDots,
+		max:        int64(o.MaxHeaderBytes),
+		body:       body,
+		h:          &Header{},
+	}
+	if in.max <= 0 {
+		in.max = DefaultMaxHeaderBytes
+	}
+	err := in.run()
+	if err != nil {
+		return nil, in.stats, err
+	}
+	return in.h, in.stats, nil
+}
+
+// intake is the state of one ReadMessage call.
+type intake struct {
+	br         *bufio.Reader
+	ignoreDots bool
+	max        int64
+	body       io.Writer
+	werr       error // first error from body; reading goes on regardless
+	h          *Header
+	cur        *Field // the field the next continuation belongs to
+	stats      IntakeStats
+}
+
+func (in *intake) run() error {
+	inHeader := true
+	lineStart := true
+	first := true
+	for {
+		frag, rerr := in.br.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull {
+			rerr = nil
+		}
+		if len(frag) > 0 {
+			if lineStart && first {
+				first = false
+				if bytes.HasPrefix(frag, []byte("From ")) {
+					if err := in.skipLine(frag, rerr); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			if lineStart && !in.ignoreDots {
+				if isLoneDot(frag) {
+					in.stats.LoneDot = true
+					return in.finish(in.drain())
+				}
+				if len(frag) >= 2 && frag[0] == '.' && frag[1] == '.' {
+					frag = frag[1:]
+				}
+			}
+			if inHeader {
+				var err error
+				inHeader, err = in.header(frag, lineStart)
+				if err != nil {
+					in.drain()
+					return err
+				}
+			} else {
+				in.write(frag)
+			}
+			lineStart = frag[len(frag)-1] == '\n'
+		}
+		if rerr == io.EOF {
+			return in.finish(nil)
+		}
+		if rerr != nil {
+			return fmt.Errorf("sendmail: reading message: %w", rerr)
+		}
+	}
+}
+
+// header files frag, a piece of a line (the whole line unless it is
+// longer than the buffer), into the header block, and reports whether
+// the block goes on after it.
+func (in *intake) header(frag []byte, lineStart bool) (bool, error) {
+	switch {
+	case lineStart && isEmptyLine(frag):
+		if err := in.keep(frag); err != nil {
+			return false, err
+		}
+		in.h.Separator = bytes.Clone(frag)
+		return false, nil
+	case in.cur != nil && (!lineStart || isWSP(frag[0])):
+		// The rest of a long line, or a continuation line.
+		if err := in.keep(frag); err != nil {
+			return false, err
+		}
+		in.cur.Raw = append(in.cur.Raw, frag...)
+		return true, nil
+	}
+	name, ok := fieldName(frag)
+	if !ok {
+		// Not a header field: the body starts here, without a separator.
+		in.write(frag)
+		return false, nil
+	}
+	if err := in.keep(frag); err != nil {
+		return false, err
+	}
+	in.cur = &Field{Name: string(name), Raw: bytes.Clone(frag)}
+	in.h.Fields = append(in.h.Fields, in.cur)
+	return true, nil
+}
+
+// keep accounts for frag as header bytes, within the limit.
+func (in *intake) keep(frag []byte) error {
+	if in.stats.HeaderBytes+int64(len(frag)) > in.max {
+		return dataErrorf("sendmail: message header block exceeds %s", sizeString(in.max))
+	}
+	in.stats.HeaderBytes += int64(len(frag))
+	in.scan(frag)
+	return nil
+}
+
+// write passes frag on to the body, unless body has failed already.
+func (in *intake) write(frag []byte) {
+	in.stats.BodyBytes += int64(len(frag))
+	in.scan(frag)
+	if in.werr != nil {
+		return
+	}
+	if _, err := in.body.Write(frag); err != nil {
+		in.werr = err
+	}
+}
+
+func (in *intake) scan(b []byte) {
+	if in.stats.EightBit && in.stats.HasNUL {
+		return
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			in.stats.EightBit = true
+		} else if c == 0 {
+			in.stats.HasNUL = true
+		}
+	}
+}
+
+// skipLine discards the rest of the line that frag starts (an mbox
+// "From " line).
+func (in *intake) skipLine(frag []byte, rerr error) error {
+	for rerr == nil && !bytes.HasSuffix(frag, lf) {
+		frag, rerr = in.br.ReadSlice('\n')
+		if rerr == bufio.ErrBufferFull {
+			rerr = nil
+		}
+	}
+	if rerr != nil && rerr != io.EOF {
+		return fmt.Errorf("sendmail: reading message: %w", rerr)
+	}
+	return nil
+}
+
+// drain reads the rest of the input and throws it away.
+func (in *intake) drain() error {
+	if _, err := io.Copy(io.Discard, in.br); err != nil {
+		return fmt.Errorf("sendmail: reading message: %w", err)
+	}
+	return nil
+}
+
+// finish reports a read error first, then a body write error.
+func (in *intake) finish(rerr error) error {
+	if rerr != nil {
+		return rerr
+	}
+	if in.werr != nil {
+		return fmt.Errorf("sendmail: storing message body: %w", in.werr)
+	}
+	return nil
+}
+
+// isLoneDot reports whether line is "." ended by LF or CRLF.
+func isLoneDot(line []byte) bool {
+	return string(line) == ".\n" || string(line) == ".\r\n"
+}
+
+func isEmptyLine(line []byte) bool {
+	return string(line) == "\n" || string(line) == "\r\n"
+}
+
+// fieldName returns the name of the header field that line starts, if it
+// starts one: 1+ printable ASCII octets other than ':', optional SP/HTAB
+// (obsolete syntax), then ':'.
+func fieldName(line []byte) ([]byte, bool) {
+	i := 0
+	for i < len(line) && line[i] >= 33 && line[i] <= 126 && line[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return nil, false
+	}
+	j := i
+	for j < len(line) && isWSP(line[j]) {
+		j++
+	}
+	if j >= len(line) || line[j] != ':' {
+		return nil, false
+	}
+	return line[:i], true
+}
+
+// sizeString writes n octets the way people say them ("1 MiB").
+func sizeString(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d octets", n)
+}
