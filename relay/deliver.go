@@ -1,0 +1,72 @@
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+)
+
+// Attempt is one try at one host, for the log line of SPEC §8.
+type Attempt struct {
+	Host   Host
+	TLS    *tls.ConnectionState // nil when the session was not encrypted or never got that far
+	Result *Result              // nil when no transaction was attempted
+	Err    error                // nil: the message went (see Result for each recipient)
+}
+
+// Deliver sends the message over hosts[0] (the smarthost) and, after a
+// temporary failure of the session or the transaction as a whole, over
+// each following host (the fallbacks) in order. It stops at the first host
+// that takes the transaction (even when some recipients were refused or
+// deferred: those are per-recipient results, not a reason to move on) and
+// at the first permanent failure.
+//
+// Moving on: connect/DNS/TLS failures, a 4xx greeting, EHLO or AUTH, a 4xx
+// to MAIL, DATA or the final dot, a lost connection or a timeout, and a
+// reply that cannot be understood (SPEC §6 treats an unknown reply like a
+// temporary failure). A permanent failure (5xx, authentication refused,
+// too big) stops: another host of the same site would say the same.
+//
+// msg is re-read from offset 0 for each host, size octets long; env.Size
+// defaults to size. It returns the last attempt, the earlier failed
+// attempts in order, and last.Err.
+func Deliver(ctx context.Context, hosts []Host, o Options, env *Envelope, msg io.ReaderAt, size int64) (last Attempt, failed []Attempt, err error) {
+	if len(hosts) == 0 {
+		return Attempt{}, nil, errors.New("relay: no smarthost configured")
+	}
+	e := *env
+	if e.Size == 0 {
+		e.Size = size
+	}
+	for i, h := range hosts {
+		a := attempt(ctx, h, o, &e, io.NewSectionReader(msg, 0, size))
+		if i == len(hosts)-1 || a.Err == nil || !moveOn(a.Err) || ctx.Err() != nil {
+			return a, failed, a.Err
+		}
+		failed = append(failed, a)
+	}
+	panic("unreachable")
+}
+
+// moveOn reports whether a failure at one host is a reason to try the next.
+func moveOn(err error) bool {
+	return Temporary(err) || errors.Is(err, ErrUnknownReply)
+}
+
+// attempt is one Dial, Send, Quit.
+func attempt(ctx context.Context, h Host, o Options, env *Envelope, msg io.Reader) Attempt {
+	a := Attempt{Host: h}
+	s, err := Dial(ctx, h, o)
+	if err != nil {
+		a.Err = err
+		return a
+	}
+	a.Host = s.Host()
+	if st, ok := s.TLSState(); ok {
+		a.TLS = &st
+	}
+	a.Result, a.Err = s.Send(ctx, env, msg)
+	_ = s.Quit() // the outcome is already known; QUIT's own reply changes nothing
+	return a
+}

@@ -1,0 +1,129 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+)
+
+// maxLineText is the longest line the writer emits, in octets without CRLF
+// (RFC 5321 §4.5.3.1.6: 1000 including CRLF).
+const maxLineText = 998
+
+// dotWriter streams a message into the DATA phase (RFC 5321 §4.5.2):
+//
+//   - LF and CRLF both end a line and become CRLF; a CR not followed by LF
+//     is not a line break and is passed through as an ordinary octet;
+//   - a line that starts with "." gets another "." in front;
+//   - a line longer than 998 octets is broken by inserting CRLF after 998
+//     octets and going on (what Postfix does, so nothing is refused or
+//     lost; a continuation that starts with "." is stuffed too);
+//   - Close supplies the final CRLF when the input did not end with one,
+//     then writes the terminating ".\r\n".
+//
+// It keeps only a few bytes of state, so memory does not grow with the
+// message; output goes to a bufio.Writer of fixed size.
+type dotWriter struct {
+	w   *bufio.Writer
+	col int   // octets written on the current output line
+	cr  bool  // the last input octet was a CR whose meaning is not known yet
+	n   int64 // octets written, terminator excluded
+}
+
+func newDotWriter(w *bufio.Writer) *dotWriter { return &dotWriter{w: w} }
+
+func (d *dotWriter) write(p []byte) error {
+	n, err := d.w.Write(p)
+	d.n += int64(n)
+	return err
+}
+
+func (d *dotWriter) crlf() error {
+	d.col = 0
+	return d.write([]byte("\r\n"))
+}
+
+// octet emits one ordinary octet (used for a lone CR).
+func (d *dotWriter) octet(b byte) error {
+	if d.col == maxLineText {
+		if err := d.crlf(); err != nil {
+			return err
+		}
+	}
+	d.col++
+	return d.write([]byte{b})
+}
+
+// Write consumes p entirely unless the underlying writer fails.
+func (d *dotWriter) Write(p []byte) (int, error) {
+	total := len(p)
+	for len(p) > 0 {
+		if d.cr {
+			d.cr = false
+			if p[0] == '\n' {
+				if err := d.crlf(); err != nil {
+					return total - len(p), err
+				}
+				p = p[1:]
+				continue
+			}
+			if err := d.octet('\r'); err != nil {
+				return total - len(p), err
+			}
+			continue
+		}
+		switch p[0] {
+		case '\r':
+			d.cr = true
+			p = p[1:]
+			continue
+		case '\n':
+			if err := d.crlf(); err != nil {
+				return total - len(p), err
+			}
+			p = p[1:]
+			continue
+		}
+		if d.col == maxLineText {
+			if err := d.crlf(); err != nil {
+				return total - len(p), err
+			}
+		}
+		if d.col == 0 && p[0] == '.' {
+			if err := d.write([]byte{'.'}); err != nil {
+				return total - len(p), err
+			}
+			d.col++
+		}
+		n := bytes.IndexAny(p, "\r\n")
+		if n < 0 {
+			n = len(p)
+		}
+		if room := maxLineText - d.col; n > room {
+			n = room
+		}
+		if err := d.write(p[:n]); err != nil {
+			return total - len(p), err
+		}
+		d.col += n
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// Close ends the message: a pending lone CR, the final CRLF when missing,
+// and the ".\r\n" terminator. It does not flush.
+func (d *dotWriter) Close() error {
+	if d.cr {
+		d.cr = false
+		if err := d.octet('\r'); err != nil {
+			return err
+		}
+	}
+	if d.col != 0 {
+		if err := d.crlf(); err != nil {
+			return err
+		}
+	}
+	_, err := d.w.WriteString(".\r\n")
+	return err
+}

@@ -1,0 +1,386 @@
+package relay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// pipelineBatch bounds how many RCPT commands go out in one write when
+// pipelining, so neither side's socket buffers can fill while the other is
+// not reading (RFC 2920 §3.1 leaves the group size to the client).
+const pipelineBatch = 100
+
+// Envelope is what goes into MAIL FROM and RCPT TO, plus the facts needed
+// to choose extension parameters honestly.
+type Envelope struct {
+	From     string   // reverse-path; "" is the null sender <>
+	To       []string // forward-paths, in order
+	Size     int64    // octets of the message as read, for SIZE=; 0: unknown
+	EightBit bool     // 8-bit content or -B8BITMIME: BODY=8BITMIME when offered
+	Notify   []string // DSN NOTIFY values ("SUCCESS", "DELAY", "FAILURE" or "NEVER"); nil: none
+	Ret      string   // DSN RET: "FULL", "HDRS" or ""
+	EnvID    string   // DSN ENVID; "": none (xtext-encoded on the wire)
+}
+
+// Result is the outcome of one transaction, one entry per recipient.
+type Result struct {
+	Recipients []RecipientResult // one per Envelope.To, same order
+	Data       *Reply            // the reply to the final dot; nil when the message was not sent
+}
+
+// RecipientResult is the outcome for one recipient.
+type RecipientResult struct {
+	Addr string
+	// Err is nil when the server took the message for Addr. Otherwise
+	// it is the RCPT reply (*Error: 4xx deferred, 5xx refused) or, when
+	// the whole transaction failed, the error Send returned (temporary
+	// ones count as deferred).
+	Err error
+}
+
+// Accepted returns the recipients the server took the message for.
+func (r *Result) Accepted() []string {
+	var out []string
+	for _, rr := range r.Recipients {
+		if rr.Err == nil {
+			out = append(out, rr.Addr)
+		}
+	}
+	return out
+}
+
+// Deferred returns the recipients that failed temporarily (retry later).
+func (r *Result) Deferred() []RecipientResult {
+	var out []RecipientResult
+	for _, rr := range r.Recipients {
+		if rr.Err != nil && Temporary(rr.Err) {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// Refused returns the recipients that failed permanently.
+func (r *Result) Refused() []RecipientResult {
+	var out []RecipientResult
+	for _, rr := range r.Recipients {
+		if rr.Err != nil && !Temporary(rr.Err) {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// Send runs one mail transaction: MAIL, RCPT for each recipient, DATA, the
+// message from msg (streamed: CRLF, dot-stuffed, long lines broken) and the
+// final dot. A recipient refused at RCPT is a result, not an error: the
+// others still get the message, and when none is accepted no message is
+// sent and err is nil.
+//
+// err is non-nil when the message as a whole was not accepted: a client
+// side check failed before MAIL (ErrTooBig, ErrUnsupported for a missing
+// SMTPUTF8), MAIL, DATA or the final dot was refused, or the transport
+// failed. The Result is then still complete: every recipient without an
+// RCPT failure of its own carries err.
+//
+// Send may be called again on the same session (RSET is sent first when
+// the last transaction did not finish), unless the session is broken.
+func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Result, error) {
+	res := &Result{Recipients: make([]RecipientResult, len(env.To))}
+	for i, to := range env.To {
+		res.Recipients[i].Addr = to
+	}
+	fail := func(err error) (*Result, error) {
+		for i := range res.Recipients {
+			if res.Recipients[i].Err == nil {
+				res.Recipients[i].Err = err
+			}
+		}
+		res.Data = nil
+		return res, err
+	}
+	if len(env.To) == 0 {
+		return res, errors.New("relay: no recipients")
+	}
+	if s.broken != nil {
+		return fail(s.broken)
+	}
+	mail, rcpts, err := s.envelopeCommands(env)
+	if err != nil {
+		return fail(err)
+	}
+
+	end := s.begin(ctx)
+	defer end()
+
+	if s.inTx {
+		r, err := s.cmd(command{name: "RSET", line: "RSET"})
+		if err != nil {
+			return fail(err)
+		}
+		if err := s.expect("RSET", "", r, 2); err != nil {
+			s.broken = err // a server that cannot reset is not one to trust with the next message
+			return fail(err)
+		}
+		s.inTx = false
+	}
+
+	_, pipelining := s.ext["PIPELINING"]
+	s.inTx = true
+	var (
+		mailErr   error
+		accepted  int
+		dataSent  bool
+		dataReply *Reply
+	)
+	// Groups of commands, each one write and then its replies in order.
+	// Without PIPELINING: [MAIL] [RCPT] ... [DATA], one round trip each,
+	// and no DATA when no RCPT was accepted. With it: [MAIL RCPT*100]
+	// [RCPT*100] ... the last group ending in DATA (RFC 2920 §3.1).
+	first, i := true, 0
+	for !dataSent && mailErr == nil {
+		var cmds []command
+		if first {
+			cmds = append(cmds, mail)
+		}
+		n := min(pipelineBatch, len(rcpts)-i)
+		if !pipelining {
+			n = min(1, n)
+			if first {
+				n = 0
+			}
+		}
+		base := i
+		cmds = append(cmds, rcpts[i:i+n]...)
+		i += n
+		if i == len(rcpts) && (pipelining || len(cmds) == 0) {
+			if !pipelining && accepted == 0 {
+				break // no DATA without a recipient
+			}
+			cmds = append(cmds, command{name: "DATA", line: "DATA"})
+			dataSent = true
+		}
+		first = false
+		if err := s.write(cmds...); err != nil {
+			return fail(err)
+		}
+		for _, c := range cmds {
+			r, err := s.readReply(c.name, c.arg)
+			if err != nil {
+				return fail(err)
+			}
+			switch c.name {
+			case "MAIL FROM":
+				if err := s.expect(c.name, c.arg, r, 2); err != nil {
+					if s.broken != nil {
+						return fail(err)
+					}
+					mailErr = err
+				}
+			case "RCPT TO":
+				idx := base
+				base++
+				if mailErr != nil {
+					continue // the 503s that follow a refused MAIL say nothing about the address
+				}
+				if err := s.expect(c.name, c.arg, r, 2); err != nil {
+					if s.broken != nil {
+						return fail(err)
+					}
+					res.Recipients[idx].Err = err
+				} else {
+					accepted++
+				}
+			case "DATA":
+				dataReply = r
+			}
+		}
+	}
+
+	if dataSent && dataReply.Code == 354 && (mailErr != nil || accepted == 0) {
+		// Pipelined DATA that the server accepted although nothing can be
+		// delivered (RFC 2920 §3.1 expects 503/554 here): send an empty
+		// message so the dialogue stays in sync; inTx stays set, so the
+		// next Send resets first.
+		s.tr.body(0)
+		if err := s.write(command{name: "end of data", line: "."}); err != nil {
+			return fail(err)
+		}
+		s.readTimeout = s.host.dataTimeout()
+		_, err := s.readReply("end of data", "")
+		s.readTimeout = s.timeout
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if mailErr != nil {
+		return fail(mailErr)
+	}
+	if accepted == 0 {
+		return res, nil
+	}
+	if err := s.expect("DATA", "", dataReply, 3); err != nil {
+		return fail(err)
+	}
+
+	// The message itself.
+	dw := newDotWriter(s.bw)
+	if _, err := io.Copy(dw, msgReader{msg}); err != nil {
+		// Whether the reader or the connection failed, the message on the
+		// wire is incomplete and must not be terminated: drop the
+		// connection so that the server discards it.
+		var rerr *readError
+		if errors.As(err, &rerr) {
+			err = fmt.Errorf("relay: reading the message: %w", rerr.err)
+			if s.broken == nil {
+				s.broken = err
+			}
+		} else {
+			err = s.transportErr("write message body", err)
+		}
+		_ = s.Close()
+		return fail(err)
+	}
+	if err := dw.Close(); err != nil {
+		return fail(s.transportErr("write message body", err))
+	}
+	s.tr.body(dw.n)
+	s.tr.client(".")
+	if err := s.bw.Flush(); err != nil {
+		return fail(s.transportErr("write message body", err))
+	}
+	s.readTimeout = s.host.dataTimeout()
+	r, err := s.readReply("end of data", "")
+	s.readTimeout = s.timeout
+	if err != nil {
+		return fail(err)
+	}
+	if err := s.expect("end of data", "", r, 2); err != nil {
+		if s.broken == nil {
+			s.inTx = false // the transaction is over either way (RFC 5321 §4.1.1.4)
+		}
+		return fail(err)
+	}
+	s.inTx = false
+	res.Data = r
+	return res, nil
+}
+
+// readError marks a failure of the message reader, as opposed to the
+// connection, inside io.Copy.
+type readError struct{ err error }
+
+func (e *readError) Error() string { return e.err.Error() }
+
+type msgReader struct{ r io.Reader }
+
+func (m msgReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &readError{err}
+	}
+	return n, err
+}
+
+// envelopeCommands checks env against the server's extensions and builds
+// MAIL FROM and the RCPT TOs with the parameters the server offers. The
+// checks that make sending pointless happen here, before MAIL: an address
+// that needs SMTPUTF8 the server lacks, a message over the advertised SIZE.
+func (s *Session) envelopeCommands(env *Envelope) (mail command, rcpts []command, err error) {
+	for _, a := range append([]string{env.From}, env.To...) {
+		if strings.ContainsAny(a, "\r\n\x00<>") {
+			return mail, nil, fmt.Errorf("relay: invalid address %q", a)
+		}
+	}
+	if env.To == nil {
+		return mail, nil, errors.New("relay: no recipients")
+	}
+	for _, a := range env.To {
+		if a == "" {
+			return mail, nil, errors.New("relay: empty recipient address")
+		}
+	}
+	utf8 := !isASCII(env.From)
+	for _, a := range env.To {
+		utf8 = utf8 || !isASCII(a)
+	}
+	if _, ok := s.ext["SMTPUTF8"]; utf8 && !ok {
+		return mail, nil, clientError("MAIL FROM", env.From, ErrUnsupported,
+			"an address is not ASCII and the server does not offer SMTPUTF8")
+	}
+	params := ""
+	if v, ok := s.ext["SIZE"]; ok && env.Size > 0 {
+		if limit, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 64); perr == nil && limit > 0 && env.Size > limit {
+			return mail, nil, clientError("MAIL FROM", env.From, ErrTooBig,
+				fmt.Sprintf("message of %d octets is larger than the server's limit of %d", env.Size, limit))
+		}
+		params += " SIZE=" + strconv.FormatInt(env.Size, 10)
+	}
+	if _, ok := s.ext["8BITMIME"]; ok && env.EightBit {
+		params += " BODY=8BITMIME"
+	}
+	if utf8 {
+		params += " SMTPUTF8"
+	}
+	_, dsn := s.ext["DSN"]
+	if dsn && env.Ret != "" {
+		ret := strings.ToUpper(env.Ret)
+		if ret != "FULL" && ret != "HDRS" {
+			return mail, nil, fmt.Errorf("relay: invalid DSN RET %q", env.Ret)
+		}
+		params += " RET=" + ret
+	}
+	if dsn && env.EnvID != "" {
+		params += " ENVID=" + xtext(env.EnvID)
+	}
+	notify := ""
+	if dsn && len(env.Notify) > 0 {
+		vals := make([]string, len(env.Notify))
+		for i, v := range env.Notify {
+			v = strings.ToUpper(strings.TrimSpace(v))
+			switch v {
+			case "NEVER", "SUCCESS", "DELAY", "FAILURE":
+			default:
+				return mail, nil, fmt.Errorf("relay: invalid DSN NOTIFY value %q", v)
+			}
+			if v == "NEVER" && len(env.Notify) > 1 {
+				return mail, nil, errors.New("relay: DSN NOTIFY=NEVER cannot be combined with other values")
+			}
+			vals[i] = v
+		}
+		notify = " NOTIFY=" + strings.Join(vals, ",")
+	}
+	mail = command{name: "MAIL FROM", arg: env.From, line: "MAIL FROM:<" + env.From + ">" + params}
+	for _, a := range env.To {
+		rcpts = append(rcpts, command{name: "RCPT TO", arg: a, line: "RCPT TO:<" + a + ">" + notify})
+	}
+	return mail, rcpts, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// xtext encodes s as RFC 3461 §4 xtext: "+" , "=" and octets outside
+// 33..126 become "+XX".
+func xtext(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 33 || c > 126 || c == '+' || c == '=' {
+			fmt.Fprintf(&b, "+%02X", c)
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
