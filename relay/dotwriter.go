@@ -14,9 +14,10 @@ const maxLineText = 998
 //   - LF and CRLF both end a line and become CRLF; a CR not followed by LF
 //     is not a line break and is passed through as an ordinary octet;
 //   - a line that starts with "." gets another "." in front;
-//   - a line longer than 998 octets is broken by inserting CRLF after 998
-//     octets and going on (what Postfix does, so nothing is refused or
-//     lost; a continuation that starts with "." is stuffed too);
+//   - a line longer than 998 octets on the wire (a stuffed dot counts) is
+//     broken by inserting CRLF after 998 octets and going on (what Postfix
+//     does, so nothing is refused or lost; a continuation that starts with
+//     "." is stuffed too);
 //   - Close supplies the final CRLF when the input did not end with one,
 //     then writes the terminating ".\r\n".
 //
@@ -39,7 +40,17 @@ func (d *dotWriter) write(p []byte) error {
 
 func (d *dotWriter) crlf() error {
 	d.col = 0
-	return d.write([]byte("\r\n"))
+	n, err := d.w.WriteString("\r\n")
+	d.n += int64(n)
+	return err
+}
+
+func (d *dotWriter) writeByte(b byte) error {
+	if err := d.w.WriteByte(b); err != nil {
+		return err
+	}
+	d.n++
+	return nil
 }
 
 // octet emits one ordinary octet (used for a lone CR).
@@ -50,7 +61,7 @@ func (d *dotWriter) octet(b byte) error {
 		}
 	}
 	d.col++
-	return d.write([]byte{b})
+	return d.writeByte(b)
 }
 
 // Write consumes p entirely unless the underlying writer fails.
@@ -89,7 +100,7 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 			}
 		}
 		if d.col == 0 && p[0] == '.' {
-			if err := d.write([]byte{'.'}); err != nil {
+			if err := d.writeByte('.'); err != nil {
 				return total - len(p), err
 			}
 			d.col++

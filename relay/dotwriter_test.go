@@ -1,0 +1,205 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// dotEncode runs in through a dotWriter, writing it in chunks of chunk
+// octets (0: all at once) to exercise state kept across writes.
+func dotEncode(t testing.TB, in string, chunk int) (string, int64) {
+	var out bytes.Buffer
+	bw := bufio.NewWriterSize(&out, 64)
+	dw := newDotWriter(bw)
+	p := []byte(in)
+	for len(p) > 0 {
+		n := len(p)
+		if chunk > 0 && chunk < n {
+			n = chunk
+		}
+		w, err := dw.Write(p[:n])
+		if err != nil || w != n {
+			t.Fatalf("Write = %d, %v", w, err)
+		}
+		p = p[n:]
+	}
+	if err := dw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), dw.n
+}
+
+func TestDotWriter(t *testing.T) {
+	long := strings.Repeat("a", 998)
+	tests := []struct {
+		name, in, want string
+	}{
+		{"empty", "", ".\r\n"},
+		{"LF", "a\nb\n", "a\r\nb\r\n.\r\n"},
+		{"CRLF", "a\r\nb\r\n", "a\r\nb\r\n.\r\n"},
+		{"mixed", "H: v\r\n\r\nbody\nmore\r\n", "H: v\r\n\r\nbody\r\nmore\r\n.\r\n"},
+		{"no final newline", "a\nlast", "a\r\nlast\r\n.\r\n"},
+		{"leading dot", ".\n..x\n.y\n", "..\r\n...x\r\n..y\r\n.\r\n"},
+		{"dot not at start", "a.\n a\n", "a.\r\n a\r\n.\r\n"},
+		{"dot first line no newline", ".", "..\r\n.\r\n"},
+		{"lone CR", "a\rb\n", "a\rb\r\n.\r\n"},
+		{"lone CR then dot", "a\r.b\n", "a\r.b\r\n.\r\n"},
+		{"CR CR LF", "a\r\r\nb", "a\r\r\nb\r\n.\r\n"},
+		{"trailing CR", "a\r", "a\r\r\n.\r\n"},
+		{"blank lines", "\n\n", "\r\n\r\n.\r\n"},
+		{"exactly 998", long + "\n", long + "\r\n.\r\n"},
+		{"999 broken", long + "b\n", long + "\r\nb\r\n.\r\n"},
+		{"2000 broken twice", long + long + "cccc", long + "\r\n" + long + "\r\ncccc\r\n.\r\n"},
+		{"break before dot", long + ".x\n", long + "\r\n..x\r\n.\r\n"},
+		{"stuffed dot counts", "." + long[1:] + "z\n", ".." + long[2:] + "\r\naz\r\n.\r\n"},
+		{"lone CR counts", long[1:] + "\rz", long[1:] + "\r\r\nz\r\n.\r\n"},
+		{"8bit passes", "Grüße\n", "Grüße\r\n.\r\n"},
+		{"NUL passes", "a\x00b", "a\x00b\r\n.\r\n"},
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 2, 7} {
+			got, n := dotEncode(t, tt.in, chunk)
+			if got != tt.want {
+				t.Errorf("%s (chunk %d): got %q, want %q", tt.name, chunk, clip(got), clip(tt.want))
+			}
+			if n != int64(len(tt.want)-3) {
+				t.Errorf("%s (chunk %d): counted %d octets, want %d", tt.name, chunk, n, len(tt.want)-3)
+			}
+		}
+	}
+}
+
+// normalise is the reference for what dotWriter sends, before stuffing:
+// lines split at LF or CRLF, each at most 998 octets once stuffed,
+// CRLF-terminated.
+func normalise(in string) string {
+	var out strings.Builder
+	var line []byte
+	flush := func() {
+		for {
+			limit := maxLineText
+			if len(line) > 0 && line[0] == '.' {
+				limit--
+			}
+			if len(line) <= limit {
+				break
+			}
+			out.Write(line[:limit])
+			out.WriteString("\r\n")
+			line = line[limit:]
+		}
+		out.Write(line)
+		out.WriteString("\r\n")
+		line = line[:0]
+	}
+	for i := 0; i < len(in); i++ {
+		switch {
+		case in[i] == '\n':
+			flush()
+		case in[i] == '\r' && i+1 < len(in) && in[i+1] == '\n':
+			flush()
+			i++
+		default:
+			line = append(line, in[i])
+		}
+	}
+	if len(line) > 0 {
+		flush()
+	}
+	return out.String()
+}
+
+// unstuff is what a server does with the DATA stream: strip the
+// terminator and one leading dot per line.
+func unstuff(t testing.TB, wire string) string {
+	body, ok := strings.CutSuffix(wire, ".\r\n")
+	if !ok {
+		t.Fatalf("no terminator in %q", clip(wire))
+	}
+	if body != "" && !strings.HasSuffix(body, "\r\n") {
+		t.Fatalf("terminator not on its own line: %q", clip(wire))
+	}
+	var out strings.Builder
+	for _, l := range strings.SplitAfter(body, "\r\n") {
+		out.WriteString(strings.TrimPrefix(l, "."))
+	}
+	return out.String()
+}
+
+func checkDotOutput(t testing.TB, in, wire string) {
+	for i := 0; i < len(wire); i++ {
+		if wire[i] == '\n' && (i == 0 || wire[i-1] != '\r') {
+			t.Fatalf("bare LF at %d in %q", i, clip(wire))
+		}
+	}
+	for _, l := range strings.Split(wire, "\r\n") {
+		if len(l)+2 > 1000 {
+			t.Fatalf("line of %d octets", len(l)+2)
+		}
+	}
+	// Lines that start with "." in the body must be stuffed: the only
+	// line that is exactly "." is the terminator.
+	body := strings.TrimSuffix(wire, ".\r\n")
+	for _, l := range strings.Split(body, "\r\n") {
+		if l == "." {
+			t.Fatalf("unstuffed lone dot in %q", clip(wire))
+		}
+	}
+	if got, want := unstuff(t, wire), normalise(in); got != want {
+		t.Fatalf("unstuffed output %q, want %q", clip(got), clip(want))
+	}
+}
+
+func TestDotWriterProperties(t *testing.T) {
+	for _, in := range []string{
+		"", "x", ".", "\r", "\r\r", "\n.\n", strings.Repeat(".", 3000), strings.Repeat("ab\r", 700),
+		strings.Repeat("x", 997) + "\r\n", strings.Repeat("x", 997) + "\r" + "\n",
+	} {
+		got, _ := dotEncode(t, in, 3)
+		checkDotOutput(t, in, got)
+	}
+}
+
+func FuzzDotWriter(f *testing.F) {
+	f.Add("Subject: x\r\n\r\n.\n..\nline\rcr\n", uint8(0))
+	f.Add(strings.Repeat("y", 1500)+"\n."+strings.Repeat("z", 998), uint8(5))
+	f.Add("\r\r\n\r", uint8(1))
+	f.Fuzz(func(t *testing.T, in string, chunk uint8) {
+		got, n := dotEncode(t, in, int(chunk))
+		if n != int64(len(got)-3) {
+			t.Fatalf("counted %d, wrote %d", n, len(got)-3)
+		}
+		checkDotOutput(t, in, got)
+	})
+}
+
+// A message larger than any buffer goes through with constant memory:
+// the writer's only buffer is the bufio.Writer it was given.
+func TestDotWriterStreams(t *testing.T) {
+	var sink countWriter
+	bw := bufio.NewWriterSize(&sink, 4096)
+	dw := newDotWriter(bw)
+	line := []byte(strings.Repeat("x", 70) + "\n")
+	allocs := testing.AllocsPerRun(1, func() {
+		for range 100000 {
+			if _, err := dw.Write(line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+	if allocs > 100 {
+		t.Errorf("%v allocations for 7 MB of body, want a constant few", allocs)
+	}
+	if sink.n < 7_000_000 {
+		t.Errorf("wrote only %d octets", sink.n)
+	}
+}
+
+type countWriter struct{ n int64 }
+
+func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
