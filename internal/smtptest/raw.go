@@ -21,8 +21,8 @@ const rawDeadline = 30 * time.Second
 // produce (a 421 greeting, malformed or truncated replies, bytes after the
 // 220 to STARTTLS). Each accepted connection is passed to handle in its own
 // goroutine with a 30s deadline and closed when handle returns. Cleanup
-// closes the listener and any open connection and waits (bounded) for the
-// handlers. Script builds a handler from steps.
+// closes the listener, gives handlers 2s to finish, then closes any open
+// connection and waits (bounded) for them. Script builds a handler from steps.
 func StartRaw(t testing.TB, handle func(c net.Conn)) (addr string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,13 +61,17 @@ func StartRaw(t testing.TB, handle func(c net.Conn)) (addr string) {
 	}()
 	t.Cleanup(func() {
 		ln.Close()
+		// Let handlers finish with clients that are closing, then force.
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		if waitChan(done, leakWait) {
+			return
+		}
 		mu.Lock()
 		for c := range conns {
 			c.Close()
 		}
 		mu.Unlock()
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
 		if !waitChan(done, shutdownWait) {
 			t.Errorf("smtptest: raw handlers still running %v after the test ended", shutdownWait)
 		}
