@@ -333,11 +333,13 @@ func parseAddrSpec(s string, toks []token) mailbox {
 		m.err = errors.New("empty local part")
 		return m
 	}
-	var b strings.Builder
-	if err := joinDotted(s, local, tQuoted, &b); err != nil {
+	var lb strings.Builder
+	if err := joinDotted(s, local, tQuoted, &lb); err != nil {
 		m.err = err
 		return m
 	}
+	var b strings.Builder
+	b.WriteString(canonicalLocal(lb.String()))
 	m.localEnd = local[len(local)-1].end
 	if m.hasDomain {
 		if len(domain) == 0 {
@@ -379,6 +381,57 @@ func joinDotted(s string, toks []token, alt tokKind, b *strings.Builder) error {
 		b.WriteString(s[t.start:t.end])
 	}
 	return nil
+}
+
+// canonicalLocal returns a local part in its simplest equivalent form
+// (RFC 5322 §3.4.1: quoting is syntax, not content): unquoted when its
+// content is a dot-atom (`"root"` is root), else one quoted string
+// (`john."a b"` is "john.a b"). Case is kept.
+func canonicalLocal(local string) string {
+	if !strings.Contains(local, `"`) {
+		return local
+	}
+	var content strings.Builder
+	quoted := false
+	for i := 0; i < len(local); i++ {
+		switch c := local[i]; {
+		case c == '"':
+			quoted = !quoted
+		case c == '\\' && quoted && i+1 < len(local):
+			i++
+			content.WriteByte(local[i])
+		default:
+			content.WriteByte(c)
+		}
+	}
+	v := content.String()
+	if isDotAtom(v) {
+		return v
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(v); i++ {
+		if v[i] == '"' || v[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(v[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// isDotAtom reports whether s is RFC 5322 dot-atom text, with non-ASCII
+// (RFC 6532) allowed.
+func isDotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && c < 0x80 && !isAtext(c) {
+			return false
+		}
+	}
+	return true
 }
 
 func quoteByte(c byte) string { return "'" + string(rune(c)) + "'" }
@@ -486,15 +539,15 @@ func qualify(m mailbox, domain string) string {
 // a bare name gets "@domain" (unless domain is ""). The value must hold
 // exactly one address. Errors wrap ErrData; main decides the exit code.
 func ParseSender(value, domain string) (string, error) {
-	v := strings.TrimSpace(value)
-	if v == "" || v == "<>" {
-		return "", nil
-	}
 	fail := func(reason string) (string, error) {
 		return "", dataErrorf("sendmail: bad sender address %q: %s", shorten(value), reason)
 	}
-	if strings.ContainsAny(v, "\r\n\x00") {
+	if strings.ContainsAny(value, "\r\n\x00") {
 		return fail("CR, LF or NUL in an address")
+	}
+	v := strings.Trim(value, " \t")
+	if v == "" || v == "<>" {
+		return "", nil
 	}
 	boxes, err := parseList(v)
 	if err != nil {
