@@ -37,9 +37,9 @@ func TestHeaderRecipientsFixtures(t *testing.T) {
 		{"php-002.eml", []string{"a@example.com", "b@example.com", "c@example.com", "hidden@example.com"}},
 		{"php-003.eml", []string{"root", "b1@example.com", "b2@example.com"}},
 		{"perl-mail-mailer-001.eml", []string{"a@example.com", "root", "c@example.com", "hidden@example.com"}}, // two To: lines
-		{"git-send-email-001.eml", []string{"list@example.com", "cc@example.com", "dev@example.com"}},            // folded Cc
-		{"ruby-mail-001.eml", []string{"a@example.com", "b@example.com", "c@example.com"}},                       // folded To
-		{"mailutils-001.eml", []string{"user@example.com"}},                                                      // To: <addr>
+		{"git-send-email-001.eml", []string{"list@example.com", "cc@example.com", "dev@example.com"}},          // folded Cc
+		{"ruby-mail-001.eml", []string{"a@example.com", "b@example.com", "c@example.com"}},                     // folded To
+		{"mailutils-001.eml", []string{"user@example.com"}},                                                    // To: <addr>
 		{"bsd-mailx-002.eml", []string{"to1@example.com", "to2@example.com", "cc@example.com", "bcc@example.com"}},
 		{"cron-debian-002.eml", []string{"ops@example.com", "second@example.com"}},
 		{"cron-debian-001.eml", []string{"root"}},
