@@ -398,3 +398,13 @@ func TestParseDuration(t *testing.T) {
 		}
 	}
 }
+
+func TestCAFileNotRegular(t *testing.T) {
+	for _, name := range []string{"/dev/zero", "/dev/stdin", t.TempDir()} {
+		_, err := Parse([]byte(minimal+"ca_file = \""+name+"\"\n"), "/r.toml")
+		msg := checkErr(t, err)
+		if !strings.Contains(msg, "cannot be read") {
+			t.Errorf("%s: %s", name, msg)
+		}
+	}
+}

@@ -2,7 +2,9 @@ package config
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/mail"
 	"os"
@@ -31,7 +33,36 @@ type sysEnv struct {
 	readFile func(string) ([]byte, error)
 }
 
-var systemEnv = sysEnv{fqdn: systemFQDN, devLog: haveDevLog, readFile: os.ReadFile}
+var systemEnv = sysEnv{fqdn: systemFQDN, devLog: haveDevLog, readFile: readSmallFile}
+
+// maxCAFile bounds a ca_file: a bundle of every public root is ~250 KB.
+const maxCAFile = 4 << 20
+
+// readSmallFile reads a regular file of at most maxCAFile bytes, so that a
+// mistaken ca_file (/dev/zero, /dev/stdin, a FIFO) neither hangs nor eats
+// memory.
+func readSmallFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxCAFile {
+		return nil, fmt.Errorf("larger than %d bytes", maxCAFile)
+	}
+	return b, nil
+}
 
 func (env sysEnv) parse(data []byte, path string) (*Config, error) {
 	var fc fileConfig
