@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -30,13 +31,17 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 	return &session{s: b.s, conn: c, tls: isTLS}, nil
 }
 
-// session records one SMTP session's transaction in progress.
+// session records one SMTP session's transaction in progress. go-smtp runs
+// Data in its own goroutine for BDAT, so the fields are under mu.
 type session struct {
-	s        *Server
-	conn     *smtp.Conn
-	tls      bool
-	authUser string
+	s    *Server
+	conn *smtp.Conn
+	tls  bool
 
+	mu       sync.Mutex
+	authUser string
+	authMech string
+	tried    string // username of the exchange in progress
 	from     string
 	mailOpts smtp.MailOptions
 	to       []string
@@ -46,6 +51,8 @@ type session struct {
 var _ smtp.AuthSession = (*session)(nil)
 
 func (ss *session) Reset() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	ss.from, ss.mailOpts, ss.to, ss.rcptOpts = "", smtp.MailOptions{}, nil, nil
 }
 
@@ -62,32 +69,71 @@ func (ss *session) AuthMechanisms() []string {
 }
 
 func (ss *session) Auth(mech string) (sasl.Server, error) {
+	mech = strings.ToUpper(mech)
 	if !slices.ContainsFunc(ss.AuthMechanisms(), func(m string) bool { return strings.EqualFold(m, mech) }) {
 		return nil, smtp.ErrAuthUnknownMechanism
 	}
-	switch strings.ToUpper(mech) {
+	var srv sasl.Server
+	switch mech {
 	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, username, password string) error {
+		srv = sasl.NewPlainServer(func(identity, username, password string) error {
 			if identity != "" && identity != username {
+				ss.setTried(username)
 				return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: "Authorization identity differs from username"}
 			}
 			return ss.checkPassword(username, password)
-		}), nil
+		})
 	case mechLogin:
-		return newLoginServer(ss.checkPassword), nil
+		srv = newLoginServer(ss.checkPassword)
 	case mechCRAMMD5:
-		return newCRAMMD5Server(ss.s.opts.Domain, ss.lookupSecret, ss.authOK), nil
+		srv = newCRAMMD5Server(ss.s.opts.Domain, ss.lookupSecret, ss.authOK)
 	case mechXOAUTH2:
-		return newXOAUTH2Server(ss.checkPassword), nil
+		srv = newXOAUTH2Server(ss.checkPassword)
 	case sasl.OAuthBearer:
-		return newOAuthBearerServer(ss.checkPassword), nil
+		srv = newOAuthBearerServer(ss.checkPassword)
+	default:
+		return nil, smtp.ErrAuthUnknownMechanism
 	}
-	return nil, smtp.ErrAuthUnknownMechanism
+	ss.setTried("")
+	return &recordingSASL{Server: srv, ss: ss, mech: mech}, nil
+}
+
+// recordingSASL notes the outcome of an exchange once it ends.
+type recordingSASL struct {
+	sasl.Server
+	ss    *session
+	mech  string
+	ended bool
+}
+
+func (r *recordingSASL) Next(response []byte) ([]byte, bool, error) {
+	challenge, done, err := r.Server.Next(response)
+	if (done || err != nil) && !r.ended {
+		r.ended = true
+		ok := done && err == nil
+		r.ss.mu.Lock()
+		if ok {
+			r.ss.authMech = r.mech
+		}
+		a := AuthAttempt{Mechanism: r.mech, Username: r.ss.tried, TLS: r.ss.tls, OK: ok}
+		r.ss.mu.Unlock()
+		r.ss.s.mu.Lock()
+		r.ss.s.auths = append(r.ss.s.auths, a)
+		r.ss.s.mu.Unlock()
+	}
+	return challenge, done, err
+}
+
+func (ss *session) setTried(username string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	ss.tried = username
 }
 
 // checkPassword ends an exchange: an injected error wins, then the Users
 // map decides.
 func (ss *session) checkPassword(username, password string) error {
+	ss.setTried(username)
 	if err := ss.injectedAuthErr(); err != nil {
 		return err
 	}
@@ -95,7 +141,9 @@ func (ss *session) checkPassword(username, password string) error {
 	if !ok || want != password {
 		return smtp.ErrAuthFailed
 	}
+	ss.mu.Lock()
 	ss.authUser = username
+	ss.mu.Unlock()
 	return nil
 }
 
@@ -106,6 +154,7 @@ func (ss *session) injectedAuthErr() error {
 }
 
 func (ss *session) lookupSecret(username string) (string, bool) {
+	ss.setTried(username)
 	p, ok := ss.s.opts.Users[username]
 	return p, ok
 }
@@ -114,11 +163,15 @@ func (ss *session) authOK(username string) error {
 	if err := ss.injectedAuthErr(); err != nil {
 		return err
 	}
+	ss.mu.Lock()
 	ss.authUser = username
+	ss.mu.Unlock()
 	return nil
 }
 
 func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	if ss.s.opts.AuthRequired && ss.authUser == "" {
 		return errAuthRequired
 	}
@@ -136,6 +189,8 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
 	ss.s.mu.Lock()
 	err := ss.s.rcptErr[strings.ToLower(to)]
 	ss.s.mu.Unlock()
@@ -172,15 +227,19 @@ func (ss *session) Data(r io.Reader) error {
 	if dataErr != nil {
 		return dataErr
 	}
-	ss.s.record(Message{
+	ss.mu.Lock()
+	m := Message{
 		Helo:        ss.conn.Hostname(),
 		AuthUser:    ss.authUser,
+		AuthMech:    ss.authMech,
 		From:        ss.from,
 		MailOptions: cloneMailOptions(ss.mailOpts),
 		To:          slices.Clone(ss.to),
 		RcptOptions: slices.Clone(ss.rcptOpts),
 		Data:        buf.Bytes(),
 		TLS:         ss.tls,
-	})
+	}
+	ss.mu.Unlock()
+	ss.s.record(m)
 	return nil
 }

@@ -179,7 +179,7 @@ func (c *filterConn) Write(p []byte) (int, error) {
 			line, rest = rest[:i+2], rest[i+2:]
 		}
 		cap := strings.ToUpper(strings.TrimSpace(string(line[min(4, len(line)):])))
-		if len(line) > 4 && line[3] == '-' && (c.drop8bit && cap == "8BITMIME" || c.dropPipe && cap == "PIPELINING") {
+		if len(line) > 4 && bytes.HasPrefix(line, []byte("250-")) && (c.drop8bit && cap == "8BITMIME" || c.dropPipe && cap == "PIPELINING") {
 			continue
 		}
 		out = append(out, line...)

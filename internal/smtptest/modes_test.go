@@ -516,3 +516,134 @@ func TestReply(t *testing.T) {
 		})
 	}
 }
+
+func TestAuthsRecorded(t *testing.T) {
+	s := Start(t, Options{TLS: TLSStartTLS, AllowInsecureAuth: true, Users: map[string]string{"alice": "pw"}})
+	c, err := netsmtp.Dial(s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Auth(netsmtp.CRAMMD5Auth("alice", "bad")); code(err) != 535 {
+		t.Fatalf("CRAM-MD5 with a bad secret: %v", err)
+	}
+	c.Close() // net/smtp quits after a failed AUTH
+	c = dial(t, s, TLSStartTLS)
+	if err := c.Auth(loginAuth{"alice", "pw"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := send(c, "a@example.com", []string{"b@example.com"}, "x\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	want := []AuthAttempt{
+		{Mechanism: "CRAM-MD5", Username: "alice", TLS: false, OK: false},
+		{Mechanism: "LOGIN", Username: "alice", TLS: true, OK: true},
+	}
+	if got := s.Auths(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Auths = %+v, want %+v", got, want)
+	}
+	if m := s.Messages()[0]; m.AuthMech != "LOGIN" || m.AuthUser != "alice" {
+		t.Errorf("message AuthMech=%q AuthUser=%q", m.AuthMech, m.AuthUser)
+	}
+}
+
+// exchange runs raw commands against s and returns each reply's lines.
+func exchange(t *testing.T, s *Server, cmds ...string) []string {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", s.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	tc := textproto.NewConn(conn)
+	var replies []string
+	read := func() {
+		var lines []string
+		for {
+			l, err := tc.ReadLine()
+			if err != nil {
+				t.Fatalf("reading reply: %v (so far %q)", err, replies)
+			}
+			lines = append(lines, l)
+			if len(l) < 4 || l[3] != '-' {
+				break
+			}
+		}
+		replies = append(replies, strings.Join(lines, "\n"))
+	}
+	read() // greeting
+	for _, c := range cmds {
+		if _, err := io.WriteString(conn, c); err != nil {
+			t.Fatal(err)
+		}
+		read()
+	}
+	return replies
+}
+
+func TestRepliesOnTheWire(t *testing.T) {
+	tests := []struct {
+		name   string
+		opts   Options
+		inject func(s *Server)
+		cmds   []string
+		want   []string // expected reply per command (greeting excluded)
+	}{
+		{
+			name:   "no-enhanced-code-multiline",
+			inject: func(s *Server) { s.SetRcptErr("b@x.example", Reply(550, "-", "no such user\nreally")) },
+			cmds:   []string{"HELO c\r\n", "MAIL FROM:<a@x.example>\r\n", "RCPT TO:<b@x.example>\r\n"},
+			want:   []string{"250 ", "250 ", "550-no such user\n550 really"},
+		},
+		{
+			name:   "default-enhanced-code",
+			inject: func(s *Server) { s.SetMailErr(Reply(451, "", "later")) },
+			cmds:   []string{"HELO c\r\n", "MAIL FROM:<a@x.example>\r\n"},
+			want:   []string{"250 ", "451 4.0.0 later"},
+		},
+		{
+			name: "max-recipients",
+			opts: Options{MaxRecipients: 1},
+			cmds: []string{"HELO c\r\n", "MAIL FROM:<>\r\n", "RCPT TO:<a@x.example>\r\n", "RCPT TO:<b@x.example>\r\n"},
+			want: []string{"250 ", "250 ", "250 ", "452 4.5.3 "},
+		},
+		{
+			name: "bdat",
+			cmds: []string{"EHLO c\r\n", "MAIL FROM:<a@x.example>\r\n", "RCPT TO:<b@x.example>\r\n",
+				"BDAT 5\r\nab\r\nc", "BDAT 3 LAST\r\nd\r\n"},
+			want: []string{"250-", "250 ", "250 ", "250 2.0.0 Continue", "250 2.0.0 OK"},
+		},
+		{
+			name:   "pipelined",
+			inject: func(s *Server) { s.SetRcptErr("bad@x.example", Reply(550, "5.1.1", "unknown")) },
+			cmds: []string{"EHLO c\r\n",
+				"MAIL FROM:<a@x.example>\r\nRCPT TO:<bad@x.example>\r\nRCPT TO:<ok@x.example>\r\nDATA\r\n",
+				"", "", "", "hi\r\n.\r\n"},
+			want: []string{"250-", "250 ", "550 5.1.1 unknown", "250 ", "354 ", "250 2.0.0 OK"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Start(t, tt.opts)
+			if tt.inject != nil {
+				tt.inject(s)
+			}
+			got := exchange(t, s, tt.cmds...)[1:]
+			for i, w := range tt.want {
+				if i >= len(got) || !strings.HasPrefix(got[i], w) {
+					t.Fatalf("reply %d = %q, want prefix %q (all %q)", i, got[i], w, got)
+				}
+			}
+		})
+	}
+}
+
+func TestBDATRecorded(t *testing.T) {
+	s := Start(t, Options{})
+	exchange(t, s, "EHLO c\r\n", "MAIL FROM:<a@x.example>\r\n", "RCPT TO:<b@x.example>\r\n",
+		"BDAT 5\r\nab\r\nc", "BDAT 3 LAST\r\nd\r\n", "QUIT\r\n")
+	if m := s.WaitMessages(t, 1, 5*time.Second)[0]; string(m.Data) != "ab\r\ncd\r\n" || m.To[0] != "b@x.example" {
+		t.Errorf("recorded %q to %q", m.Data, m.To)
+	}
+}

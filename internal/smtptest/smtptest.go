@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +88,9 @@ type Options struct {
 	// MaxSize, when positive, is advertised as "SIZE n" and enforced at
 	// MAIL (SIZE=) and during DATA (552 5.3.4). Zero advertises bare SIZE.
 	MaxSize int64
+	// MaxRecipients, when positive, is advertised as LIMITS RCPTMAX=n and
+	// RCPT beyond it gets 452 4.5.3.
+	MaxRecipients int
 	// DSN advertises DSN (RFC 3461) and accepts RET, ENVID, NOTIFY, ORCPT.
 	DSN bool
 	// SMTPUTF8 advertises SMTPUTF8 (RFC 6531) and accepts MAIL ... SMTPUTF8.
@@ -122,6 +126,8 @@ type Message struct {
 	Helo string
 	// AuthUser is the authenticated username, "" without AUTH.
 	AuthUser string
+	// AuthMech is the mechanism that authenticated, e.g. "CRAM-MD5".
+	AuthMech string
 	// From is the reverse-path without angle brackets ("" for <>).
 	From string
 	// MailOptions holds the MAIL parameters (SIZE, BODY, SMTPUTF8, RET,
@@ -138,6 +144,21 @@ type Message struct {
 	TLS bool
 }
 
+// AuthAttempt is one AUTH exchange that reached its end, successful or not,
+// so tests can check which mechanism a client chose and that it never
+// authenticated in the clear.
+type AuthAttempt struct {
+	// Mechanism is the upper-case mechanism name.
+	Mechanism string
+	// Username is the name the client gave ("" if the exchange failed
+	// before naming one).
+	Username string
+	// TLS reports whether the session was encrypted.
+	TLS bool
+	// OK reports whether the server replied 235.
+	OK bool
+}
+
 // Server is a running fake smarthost. All methods are safe for concurrent use.
 type Server struct {
 	t      testing.TB
@@ -151,6 +172,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	msgs     []Message
+	auths    []AuthAttempt
 	msgCh    chan struct{} // closed and replaced when a message arrives
 	authErr  error
 	mailErr  error
@@ -208,6 +230,7 @@ func Start(t testing.TB, o Options) *Server {
 	srv.ReadTimeout = o.ReadTimeout
 	srv.WriteTimeout = defaultWriteTimeout
 	srv.MaxMessageBytes = o.MaxSize
+	srv.MaxRecipients = o.MaxRecipients
 	srv.EnableDSN = o.DSN
 	srv.EnableSMTPUTF8 = o.SMTPUTF8
 	srv.ErrorLog = serverLog{s}
@@ -339,6 +362,13 @@ func (s *Server) WaitMessages(t testing.TB, n int, timeout time.Duration) []Mess
 	}
 }
 
+// Auths returns a copy of the AUTH exchanges that ended, in order.
+func (s *Server) Auths() []AuthAttempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.auths)
+}
+
 // Sessions returns how many connections were accepted in total, including
 // ones held by Hang or refused by SetGreetingErr.
 func (s *Server) Sessions() int {
@@ -440,11 +470,15 @@ func (l serverLog) Println(v ...any) {
 }
 
 // Reply builds the error an injection setter makes the server send: code,
-// enhanced status ("4.2.0", or "" for none, which go-smtp renders as X.0.0)
-// and text. It panics on a malformed enhanced code, a bug in the test.
+// enhanced status and text. enhanced is "4.2.0"; "" lets go-smtp fill in
+// X.0.0; "-" sends no enhanced code at all, as a server without
+// ENHANCEDSTATUSCODES would. A "\n" in msg makes a multi-line reply. It
+// panics on a malformed enhanced code, a bug in the test.
 func Reply(code int, enhanced string, msg string) error {
 	e := &smtp.SMTPError{Code: code, Message: msg}
-	if enhanced != "" {
+	if enhanced == "-" {
+		e.EnhancedCode = smtp.NoEnhancedCode
+	} else if enhanced != "" {
 		parts := strings.Split(enhanced, ".")
 		if len(parts) != 3 {
 			panic("smtptest: Reply: enhanced code " + strconv.Quote(enhanced) + " is not class.subject.detail")
