@@ -196,10 +196,7 @@ func Dial(ctx context.Context, h Host, o Options) (*Session, error) {
 	raw, err := dial(dctx, "tcp", h.Addr())
 	cancel()
 	if err != nil {
-		if ctx.Err() != nil {
-			err = context.Cause(ctx)
-		}
-		return nil, &TransportError{Op: "connect " + h.Addr(), Err: err}
+		return nil, &TransportError{Op: "connect " + h.Addr(), Err: contextCause(ctx, err)}
 	}
 	s.raw, s.conn = raw, raw
 	s.setupIO()
@@ -332,14 +329,27 @@ func (s *Session) transportErr(op string, err error) error {
 	s.mu.Lock()
 	ctx := s.ctx
 	s.mu.Unlock()
-	if ctx != nil && ctx.Err() != nil {
-		err = context.Cause(ctx)
+	if ctx != nil {
+		err = contextCause(ctx, err)
 	}
 	te := &TransportError{Op: op, Err: err}
 	if s.broken == nil {
 		s.broken = te
 	}
 	return te
+}
+
+// contextCause returns ctx's cause when ctx is done or its deadline has
+// passed (an I/O deadline copied from it can fire before ctx's own timer),
+// else err.
+func contextCause(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // command is one line to send; trace is what -v shows instead when the
