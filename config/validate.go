@@ -22,8 +22,8 @@ const (
 	DefaultMaxAge   = 120 * time.Hour
 )
 
-// DefaultListen is the default of listen: loopback only, both families.
-var DefaultListen = []string{"127.0.0.1:25", "[::1]:25"}
+// defaultListen is the default of listen: loopback only, both families.
+var defaultListen = []string{"127.0.0.1:25", "[::1]:25"}
 
 // sysEnv is what defaults depend on outside the file; tests replace it.
 type sysEnv struct {
@@ -126,7 +126,7 @@ func (env sysEnv) resolve(fc *fileConfig, path string, ps *problems) *Config {
 	}
 
 	if fc.Listen == nil {
-		cfg.Listen = append([]string(nil), DefaultListen...)
+		cfg.Listen = append([]string(nil), defaultListen...)
 	} else {
 		if len(*fc.Listen) == 0 {
 			ps.add("listen must hold at least one address")
