@@ -11,7 +11,9 @@ package bench
 // stops just before it exits, while its memory is still mapped, and
 // VmHWM in /proc/PID/status is then its own high-water mark.
 // TestRunChildPeakRSS checks exactly that. Where ptrace is refused, the
-// runner falls back to rusage and marks the figure as inflated.
+// runner falls back to rusage and marks the figure as inflated. Only the
+// process itself is measured (after its last exec), not any children it
+// forks; neither client forks to send a message.
 
 import (
 	"bufio"
@@ -176,9 +178,12 @@ func runTraced(argv []string, in, out *os.File, timeout time.Duration) (run, sys
 		inject := 0
 		switch sig := ws.StopSignal(); {
 		case sig == syscall.SIGTRAP && execStop:
-			// The stop after execve: ask for the exit stop from now on.
+			// The stop after execve: ask for the exit stop from now on,
+			// and for later execs (a wrapper script exec-ing the real
+			// client) to stop as events rather than as SIGTRAPs.
 			execStop = false
-			if err := syscall.PtraceSetOptions(pid, syscall.PTRACE_O_TRACEEXIT|ptraceOExitKill); err != nil {
+			opts := syscall.PTRACE_O_TRACEEXIT | syscall.PTRACE_O_TRACEEXEC | ptraceOExitKill
+			if err := syscall.PtraceSetOptions(pid, opts); err != nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 				return run{}, 0, fmt.Errorf("ptrace set options: %w", err)
 			}
@@ -186,6 +191,8 @@ func runTraced(argv []string, in, out *os.File, timeout time.Duration) (run, sys
 			if v, err := readVmHWM(pid); err == nil {
 				hwm = v
 			}
+		case sig == syscall.SIGTRAP && ws.TrapCause() == syscall.PTRACE_EVENT_EXEC:
+			// A later exec; the high-water mark starts again with it.
 		default:
 			// A real signal (Go's SIGURG preemption, SIGPIPE, ...):
 			// deliver it as if nobody were watching.
