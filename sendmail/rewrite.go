@@ -148,9 +148,12 @@ func rewriteFrom(f *Field, addr, fullName string) string {
 			return "rewrote the address in " + f.Name + ": to " + addr
 		}
 	}
-	eol := "\n"
-	if strings.HasSuffix(raw, "\r\n") {
+	eol := "" // keep the field's own line ending
+	switch {
+	case strings.HasSuffix(raw, "\r\n"):
 		eol = "\r\n"
+	case strings.HasSuffix(raw, "\n"):
+		eol = "\n"
 	}
 	v := formatMailbox(fullName, addr)
 	f.setRawValue([]byte(" " + v + eol))
