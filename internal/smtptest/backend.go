@@ -16,6 +16,10 @@ import (
 // is set (RFC 4954 section 6).
 var errAuthRequired = &smtp.SMTPError{Code: 530, EnhancedCode: smtp.EnhancedCode{5, 7, 0}, Message: "Authentication required"}
 
+// errLineTooLong answers DATA holding a line over Options.MaxLineLength
+// (RFC 5321 section 4.5.3.1.6); go-smtp then closes the connection.
+var errLineTooLong = &smtp.SMTPError{Code: 500, EnhancedCode: smtp.EnhancedCode{5, 4, 0}, Message: "Line too long"}
+
 // defaultMechanisms are advertised when Options.Mechanisms is nil.
 var defaultMechanisms = []string{sasl.Plain, mechLogin, mechCRAMMD5}
 
@@ -222,6 +226,9 @@ func (ss *session) Data(r io.Reader) error {
 		}
 	}
 	if _, err := io.Copy(io.Discard, tr); err != nil {
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			return errLineTooLong
+		}
 		return err
 	}
 	if dataErr != nil {

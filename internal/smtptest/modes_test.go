@@ -650,3 +650,33 @@ func TestBDATRecorded(t *testing.T) {
 		t.Errorf("recorded %q to %q", m.Data, m.To)
 	}
 }
+
+func TestLimits(t *testing.T) {
+	long := "DATA-LINE-" + strings.Repeat("x", 1500) + "\r\n.\r\n"
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{name: "default-2000-accepts-1500", opts: Options{}, want: "250 "},
+		{name: "1000-refuses-1500", opts: Options{MaxLineLength: 1000}, want: "500 5.4.0 Line too long"},
+		{name: "unlimited", opts: Options{MaxLineLength: -1}, want: "250 "},
+		{name: "unknown-mechanism", opts: Options{Users: map[string]string{"u": "p"}, Mechanisms: []string{"DIGEST-MD5", "PLAIN"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Start(t, tt.opts)
+			if tt.want == "" {
+				got := exchange(t, s, "EHLO c\r\n", "AUTH DIGEST-MD5\r\n")
+				if !strings.Contains(got[1], "AUTH DIGEST-MD5 PLAIN") || !strings.HasPrefix(got[2], "504 5.7.4") {
+					t.Errorf("replies %q", got)
+				}
+				return
+			}
+			got := exchange(t, s, "HELO c\r\n", "MAIL FROM:<a@x.example>\r\n", "RCPT TO:<b@x.example>\r\n", "DATA\r\n", long)
+			if !strings.HasPrefix(got[5], tt.want) {
+				t.Errorf("reply to a 1510-byte line: %q, want prefix %q", got[5], tt.want)
+			}
+		})
+	}
+}

@@ -5,6 +5,14 @@
 // replies at every stage, a connection-leak check, and a raw scripted server
 // for replies go-smtp will not produce.
 //
+// A test starts one server per case and reads back what arrived:
+//
+//	s := smtptest.Start(t, smtptest.Options{TLS: smtptest.TLSStartTLS,
+//		Users: map[string]string{"alice": "pw"}, AuthRequired: true})
+//	s.SetRcptErr("gone@example.com", smtptest.Reply(550, "5.1.1", "no such user"))
+//	// ... point the client at s.Host(), s.Port(), trusting s.RootCAs() ...
+//	m := s.WaitMessages(t, 1, 5*time.Second)[0] // m.From, m.To, m.Data, m.TLS
+//
 // The package is imported only from _test.go files, so the shipped binary
 // never links go-smtp or go-sasl.
 package smtptest
@@ -77,7 +85,9 @@ type Options struct {
 	Users map[string]string
 	// Mechanisms restricts (and orders) the advertised AUTH mechanisms, e.g.
 	// {"CRAM-MD5"}; nil advertises PLAIN, LOGIN and CRAM-MD5. "XOAUTH2" and
-	// "OAUTHBEARER" are available only when listed here.
+	// "OAUTHBEARER" are available only when listed here. Other names are
+	// advertised but answered with 504 5.7.4, to test a client's choice
+	// among mechanisms it cannot use.
 	Mechanisms []string
 	// AuthRequired makes MAIL before a successful AUTH fail with 530 5.7.0.
 	AuthRequired bool
@@ -104,6 +114,11 @@ type Options struct {
 	// mechanism and restriction as No8BitMIME. The server still answers
 	// pipelined commands correctly.
 	NoPipelining bool
+	// MaxLineLength bounds every input line, DATA included: 0 keeps
+	// go-smtp's 2000 (twice RFC 5321's 1000), negative removes the limit.
+	// A longer line gets 500 5.4.0 and the connection is closed.
+	// go-smtp counts bytes per line including the CR LF.
+	MaxLineLength int
 	// ReadTimeout is the server's idle timeout per command; zero means 30s.
 	// On expiry go-smtp replies 421 4.4.2 and closes.
 	ReadTimeout time.Duration
@@ -231,6 +246,12 @@ func Start(t testing.TB, o Options) *Server {
 	srv.WriteTimeout = defaultWriteTimeout
 	srv.MaxMessageBytes = o.MaxSize
 	srv.MaxRecipients = o.MaxRecipients
+	switch {
+	case o.MaxLineLength > 0:
+		srv.MaxLineLength = o.MaxLineLength
+	case o.MaxLineLength < 0:
+		srv.MaxLineLength = 0
+	}
 	srv.EnableDSN = o.DSN
 	srv.EnableSMTPUTF8 = o.SMTPUTF8
 	srv.ErrorLog = serverLog{s}
