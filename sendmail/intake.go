@@ -55,7 +55,7 @@ type IntakeStats struct {
 //
 // A leading mbox "From " line is dropped. The header block is kept in
 // memory as raw fields (at most MaxHeaderBytes); the body is copied to
-// body as it arrives, through one fixed buffer, so memory does not grow
+// body (nil: discarded) as it arrives, through one fixed buffer, so memory does not grow
 // with the body or with its longest line.
 //
 // A header field is a line "name:" (name: printable ASCII other than ':'
@@ -76,6 +76,9 @@ type IntakeStats struct {
 // Errors wrap ErrData for an oversized header block; a read error or an
 // error from body is returned as it is, with context.
 func ReadMessage(r io.Reader, o IntakeOptions, body io.Writer) (*Header, IntakeStats, error) {
+	if body == nil {
+		body = io.Discard
+	}
 	in := &intake{
 		br:         bufio.NewReaderSize(r, readBufSize),
 		ignoreDots: o.IgnoreDots,

@@ -505,6 +505,21 @@ func FuzzReadMessage(f *testing.F) {
 				t.Fatalf("field %q named %q", f.Raw, f.Name)
 			}
 		}
+		// Rewriting whatever was read gives a header block that reads
+		// back as the same fields, without Bcc:, with Date/Message-ID/From.
+		HeaderRecipients(h)
+		Rewrite(h, RewriteOptions{Domain: "d.example", Hostname: "h.example", Sender: "s@d.example",
+			FullName: "N", RewriteFrom: true, Now: testNow, MessageID: "m"})
+		var out bytes.Buffer
+		h.WriteTo(&out)
+		if bytes.HasPrefix(out.Bytes(), []byte("From ")) {
+			return // "From :" (obsolete syntax) moved to the top would read as an mbox line
+		}
+		again, _, err := ReadMessage(&out, IntakeOptions{IgnoreDots: true}, io.Discard)
+		if err != nil || len(again.Fields) != len(h.Fields) || again.Has("Bcc") || again.Has("Resent-Bcc") ||
+			!again.Has("Date") || !again.Has("Message-ID") || !again.Has("From") {
+			t.Fatalf("rewritten header %q reads back as %q, %v", out.Bytes(), fieldNames(again), err)
+		}
 	})
 }
 
