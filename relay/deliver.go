@@ -40,13 +40,13 @@ func Deliver(ctx context.Context, hosts []Host, o Options, env *Envelope, msg io
 		e.Size = size
 	}
 	for i, h := range hosts {
-		a := attempt(ctx, h, o, &e, io.NewSectionReader(msg, 0, size))
-		if i == len(hosts)-1 || a.Err == nil || !moveOn(a.Err) || ctx.Err() != nil {
-			return a, failed, a.Err
+		last = attempt(ctx, h, o, &e, io.NewSectionReader(msg, 0, size))
+		if last.Err == nil || i == len(hosts)-1 || !moveOn(last.Err) || ctx.Err() != nil {
+			break
 		}
-		failed = append(failed, a)
+		failed = append(failed, last)
 	}
-	panic("unreachable")
+	return last, failed, last.Err
 }
 
 // moveOn reports whether a failure at one host is a reason to try the next.

@@ -239,5 +239,3 @@ func plainHost() Host {
 func staticPassword(p string) func(context.Context) (string, error) {
 	return func(context.Context) (string, error) { return p, nil }
 }
-
-type x509UnknownAuthorityError = x509.UnknownAuthorityError

@@ -103,7 +103,7 @@ func TestTranscriptPipelining(t *testing.T) {
 				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b1@y>\r\nRCPT TO:<b2@y>\r\nDATA\r\n", s: "530 5.7.0 authentication required\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n503 5.5.1 no MAIL\r\n"},
 			},
 			sends: []send{{env: Envelope{From: "a@x", To: to4[:2]}, body: "x", want: recipientOutcome{refused: []string{"b1@y", "b2@y"}}, errIs: ErrAuth}},
-			quit: true,
+			quit:  true,
 		},
 		{
 			name: "MAIL 452 is temporary",
@@ -112,7 +112,7 @@ func TestTranscriptPipelining(t *testing.T) {
 				{c: "MAIL FROM:<a@x>\r\n", s: "452 4.3.1 insufficient storage\r\n"},
 			},
 			sends: []send{{env: Envelope{From: "a@x", To: to4[:2]}, body: "x", want: recipientOutcome{deferred: []string{"b1@y", "b2@y"}}, errIs: ErrBusy, errTemp: true}},
-			quit: true,
+			quit:  true,
 		},
 		{
 			name: "no pipelining: one command per round trip, no DATA without a recipient, RSET next time",

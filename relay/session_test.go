@@ -3,6 +3,7 @@ package relay
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"io"
@@ -143,24 +144,29 @@ func TestTranscriptDialErrors(t *testing.T) {
 			script: []ex{{s: greet}, {c: ehlo, s: "502 no\r\n"}, {c: "HELO client.test\r\n", s: ok}, {c: quit, s: bye}}, class: ErrUnsupported},
 		{name: "STARTTLS 454", host: func(h *Host) { h.TLS = TLSStartTLS },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("STARTTLS")}, {c: "STARTTLS\r\n", s: "454 4.7.0 TLS not available\r\n"}, {c: quit, s: bye}},
-			class: ErrBusy, temp: true},
+			class:  ErrBusy, temp: true},
 		{name: "STARTTLS injection", host: func(h *Host) { h.TLS = TLSStartTLS },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("STARTTLS")}, {c: "STARTTLS\r\n", s: "220 2.0.0 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n"}},
-			class: ErrUnknownReply},
+			class:  ErrUnknownReply},
 		{name: "TLS wrong name", host: func(h *Host) { h.TLS = TLSStartTLS; h.TLSVerify = true; h.RootCAs = pool }, cfg: otherTLS,
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("STARTTLS")}, {c: "STARTTLS\r\n", s: "220 go\r\n", tls: true, fail: true}},
-			class: ErrTransport, temp: true, tcp: true},
+			class:  ErrTransport, temp: true, tcp: true},
 		{name: "TLS unknown authority", host: func(h *Host) { h.TLS = TLSImplicit; h.TLSVerify = true }, cfg: srvTLS,
 			script: []ex{{tls: true, fail: true}}, class: ErrTransport, temp: true, tcp: true,
 			check: func(t *testing.T, err error) {
-				var ua x509UnknownAuthority
-				if !errors.As(err, &ua.err) {
+				var ua x509.UnknownAuthorityError
+				if !errors.As(err, &ua) {
 					t.Errorf("cause of %v is not x509.UnknownAuthorityError", err)
 				}
 			}},
 		{name: "AUTH not offered", host: func(h *Host) { h.Name = "127.0.0.1"; h.Username = "u"; h.Password = staticPassword("p") },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("PIPELINING")}, {c: quit, s: bye}}, class: ErrUnsupported},
-		{name: "AUTH mechanism not offered", host: func(h *Host) { h.Name = "127.0.0.1"; h.Username = "u"; h.Password = staticPassword("p"); h.Auth = AuthXOAuth2 },
+		{name: "AUTH mechanism not offered", host: func(h *Host) {
+			h.Name = "127.0.0.1"
+			h.Username = "u"
+			h.Password = staticPassword("p")
+			h.Auth = AuthXOAuth2
+		},
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN LOGIN")}, {c: quit, s: bye}}, class: ErrUnsupported},
 		{name: "AUTH in cleartext to a remote host", host: func(h *Host) {
 			h.Username = "u"
@@ -169,16 +175,21 @@ func TestTranscriptDialErrors(t *testing.T) {
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN")}, {c: quit, s: bye}}, class: ErrUnsupported},
 		{name: "AUTH 535", host: func(h *Host) { h.Name = "localhost"; h.Username = "u"; h.Password = staticPassword("p") },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN")}, {c: "AUTH PLAIN " + b64("\x00u\x00p") + "\r\n", s: "535 5.7.8 bad credentials\r\n"}, {c: quit, s: bye}},
-			class: ErrAuth},
+			class:  ErrAuth},
 		{name: "AUTH 454", host: func(h *Host) { h.Name = "::1"; h.Username = "u"; h.Password = staticPassword("p") },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN")}, {c: "AUTH PLAIN " + b64("\x00u\x00p") + "\r\n", s: "454 4.7.0 try later\r\n"}, {c: quit, s: bye}},
-			class: ErrBusy, temp: true},
+			class:  ErrBusy, temp: true},
 		{name: "AUTH 538", host: func(h *Host) { h.Name = "127.0.0.2"; h.Username = "u"; h.Password = staticPassword("p") },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN")}, {c: "AUTH PLAIN " + b64("\x00u\x00p") + "\r\n", s: "538 5.7.11 encryption required\r\n"}, {c: quit, s: bye}},
-			class: ErrAuth},
-		{name: "AUTH bad challenge", host: func(h *Host) { h.Name = "127.0.0.1"; h.Username = "u"; h.Password = staticPassword("p"); h.Auth = AuthLogin },
+			class:  ErrAuth},
+		{name: "AUTH bad challenge", host: func(h *Host) {
+			h.Name = "127.0.0.1"
+			h.Username = "u"
+			h.Password = staticPassword("p")
+			h.Auth = AuthLogin
+		},
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH LOGIN")}, {c: "AUTH LOGIN\r\n", s: "334 !!!\r\n"}, {c: "*\r\n", s: "501 5.5.2 cancelled\r\n"}, {c: quit, s: bye}},
-			class: ErrUnknownReply},
+			class:  ErrUnknownReply},
 		{name: "password error", host: func(h *Host) {
 			h.Name = "127.0.0.1"
 			h.Username = "u"
@@ -495,6 +506,3 @@ func TestTranscriptTimeouts(t *testing.T) {
 		sc.wait()
 	})
 }
-
-// x509UnknownAuthority lets the table above use errors.As on a value type.
-type x509UnknownAuthority struct{ err x509UnknownAuthorityError }
