@@ -55,8 +55,8 @@ type IntakeStats struct {
 //
 // A leading mbox "From " line is dropped. The header block is kept in
 // memory as raw fields (at most MaxHeaderBytes); the body is copied to
-// body (nil: discarded) as it arrives, through one fixed buffer, so memory does not grow
-// with the body or with its longest line.
+// body (nil: discarded) as it arrives, through one fixed buffer, so
+// memory does not grow with the body or with its longest line.
 //
 // A header field is a line "name:" (name: printable ASCII other than ':'
 // and space; white space before the colon, RFC 5322 §4.5.8, is allowed)
