@@ -1,0 +1,38 @@
+# relaymail: a sendmail that relays through one smarthost.
+#   make demo     build relaymail and watch it relay a cron-style message
+#                 through a throwaway local SMTP server
+#   make test     every test (vet, race detector, shuffled order)
+#   make fuzz     each fuzz target for FUZZTIME
+#   make bench    round trips, throughput and memory side by side with msmtp
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+FUZZTIME ?= 20s
+
+.PHONY: all build demo test fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o relaymail .
+
+demo:
+	$(GO) test -count=1 -run '^TestDemo$$' -v ./internal/demo
+
+test:
+	$(GO) vet ./...
+	$(GO) test -race -shuffle=on -count=1 ./...
+
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+bench:
+	./bench/run
+
+clean:
+	rm -f relaymail

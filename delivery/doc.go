@@ -1,0 +1,7 @@
+// Package delivery decides what becomes of a message relaymail has
+// accepted: it relays it through the configured smarthosts with package
+// relay, turns the per-recipient outcome into one of the outcomes of SPEC
+// §6, logs one line per attempt (SPEC §8), and makes sure that a message
+// that could not be delivered is never lost (dead.letter until the queue
+// exists).
+package delivery

@@ -1,0 +1,256 @@
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"relaymail/config"
+	"relaymail/relay"
+	"relaymail/sendmail"
+)
+
+// Options is what Send needs besides the config and the message.
+type Options struct {
+	Logger *slog.Logger
+	Trace  io.Writer // the SMTP dialogue for -v; nil: none
+	Caller sendmail.Caller
+	Now    func() time.Time // nil: time.Now
+}
+
+// Hosts turns the configured smarthost and fallbacks into relay hosts.
+func Hosts(cfg *config.Config) []relay.Host {
+	hosts := make([]relay.Host, 0, len(cfg.Smarthosts))
+	for i := range cfg.Smarthosts {
+		sh := &cfg.Smarthosts[i]
+		h := relay.Host{
+			Name:          sh.Host,
+			Port:          sh.Port,
+			TLS:           tlsModes[sh.TLS],
+			TLSVerify:     sh.TLSVerify,
+			RootCAs:       sh.RootCAs,
+			TLSServerName: sh.TLSServerName,
+			Username:      sh.Username,
+			Auth:          relay.AuthMechanism(sh.Auth),
+			Timeout:       sh.Timeout,
+		}
+		if sh.HasPassword() {
+			h.Password = sh.Password
+		}
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+var tlsModes = map[config.TLSMode]relay.TLSMode{
+	config.TLSStartTLS: relay.TLSStartTLS,
+	config.TLSImplicit: relay.TLSImplicit,
+	config.TLSNone:     relay.TLSNone,
+}
+
+// Envelope is the relay envelope for msg.
+func Envelope(msg *sendmail.Message) *relay.Envelope {
+	return &relay.Envelope{
+		From:     msg.Sender,
+		To:       msg.Recipients,
+		Size:     msg.Size(),
+		EightBit: msg.EightBit,
+		Notify:   msg.Notify,
+		Ret:      msg.Ret,
+		EnvID:    msg.EnvID,
+	}
+}
+
+// Send relays msg now and reports the outcome: nil when every recipient
+// accepted it, else a *Failure whose class gives the exit status. A
+// message that may not have reached every recipient it should have is
+// appended to dead.letter before Send returns (until relaymail has a
+// queue), so it is never lost.
+func Send(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Options) error {
+	now := time.Now
+	if o.Now != nil {
+		now = o.Now
+	}
+	start := now()
+	var refused []string // one "<addr> (reason)" per recipient refused for good
+	refused = append(refused, msg.Invalid...)
+	if len(msg.Recipients) == 0 {
+		return &Failure{ErrRecipientsRefused, "no valid recipient: " + strings.Join(refused, "; ")}
+	}
+
+	final, failed, err := relay.Deliver(ctx, Hosts(cfg), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
+		Envelope(msg), msg.Content(), msg.Size())
+	for _, a := range append(failed, final) {
+		logAttempt(o.Logger, msg, a, now().Sub(start))
+	}
+	if err != nil {
+		f := classify(cfg, err)
+		if f.Class == ErrTemporary || f.Class == ErrRejected {
+			return keep(msg, o, now(), f)
+		}
+		return f
+	}
+	var deferred []relay.RecipientResult
+	for _, r := range final.Result.Recipients {
+		switch {
+		case r.Err == nil:
+		case relay.Temporary(r.Err):
+			deferred = append(deferred, r)
+		default:
+			refused = append(refused, recipientReason(r))
+		}
+	}
+	accepted := len(final.Result.Accepted())
+	if len(deferred) > 0 {
+		reasons := make([]string, len(deferred))
+		for i, r := range deferred {
+			reasons[i] = recipientReason(r)
+		}
+		text := fmt.Sprintf("%s: deferred %s", hostName(final.Host), strings.Join(reasons, "; "))
+		if len(refused) > 0 {
+			text += "; refused " + strings.Join(refused, "; ")
+		}
+		return keep(msg, o, now(), &Failure{ErrTemporary, text + others(accepted)})
+	}
+	if len(refused) > 0 {
+		return &Failure{ErrRecipientsRefused, "refused " + strings.Join(refused, "; ") + others(accepted)}
+	}
+	return nil
+}
+
+// classify turns an error that kept the message from every recipient
+// into its SPEC §6 outcome. With the queue off (mode = "never"),
+// authentication and protocol errors have statuses of their own; a
+// permanent refusal is final; everything else is worth trying again,
+// including a password_command that failed (the administrator can mend
+// it without the message being lost).
+func classify(cfg *config.Config, err error) *Failure {
+	never := cfg.Queue.Mode == config.QueueNever
+	text := strings.TrimPrefix(err.Error(), "relay: ")
+	switch {
+	case never && errors.Is(err, relay.ErrAuth):
+		return &Failure{ErrAuth, text}
+	case never && errors.Is(err, relay.ErrUnknownReply):
+		return &Failure{ErrProtocol, text}
+	case relay.Temporary(err), errors.Is(err, relay.ErrAuth), errors.Is(err, relay.ErrUnknownReply),
+		errors.Is(err, config.ErrConfig):
+		return &Failure{ErrTemporary, text}
+	default:
+		return &Failure{ErrRejected, text}
+	}
+}
+
+// keep saves msg where its owner can find it and adds where to f's text.
+func keep(msg *sendmail.Message, o Options, now time.Time, f *Failure) error {
+	path, err := SaveDeadLetter(o.Caller.Home, msg.Sender, msg.Content(), msg.Size(), now)
+	if err != nil {
+		f.Text += fmt.Sprintf(" (and the message could not be saved: %v)", err)
+	} else {
+		f.Text += " (message saved in " + path + ")"
+	}
+	return f
+}
+
+func others(accepted int) string {
+	switch accepted {
+	case 0:
+		return ""
+	case 1:
+		return "; delivered to the 1 other recipient"
+	default:
+		return fmt.Sprintf("; delivered to the %d other recipients", accepted)
+	}
+}
+
+// recipientReason is "<addr>: 550 5.1.1 text" without the relay prefix.
+func recipientReason(r relay.RecipientResult) string {
+	var e *relay.Error
+	if errors.As(r.Err, &e) {
+		return fmt.Sprintf("<%s>: %d %s", r.Addr, e.Code, strings.TrimSpace(e.Enhanced+" "+strings.Join(e.Lines, " ")))
+	}
+	return fmt.Sprintf("<%s>: %v", r.Addr, r.Err)
+}
+
+func hostName(h relay.Host) string {
+	return h.Name + ":" + strconv.Itoa(h.Port)
+}
+
+// logAttempt writes the SPEC §8 lines for one attempt: one per group of
+// recipients that shared an outcome.
+func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay time.Duration) {
+	base := []any{
+		"id", msg.ID,
+		"from", msg.Sender,
+	}
+	tail := []any{
+		"relay", hostName(a.Host),
+		"tls", tlsName(a.TLS),
+	}
+	emit := func(to []string, status string, code int, dsn, text string) {
+		attrs := append(append(append([]any{}, base...), "to", strings.Join(to, ",")), tail...)
+		attrs = append(attrs, "status", status)
+		if code != 0 {
+			attrs = append(attrs, "code", code)
+		}
+		if dsn != "" {
+			attrs = append(attrs, "dsn", dsn)
+		}
+		if text != "" {
+			attrs = append(attrs, "msg", text)
+		}
+		attrs = append(attrs, "size", msg.Size(), "delay", delay.Round(time.Millisecond).String())
+		log.Info("", attrs...)
+	}
+	if a.Err != nil {
+		status := "failed"
+		if relay.Temporary(a.Err) {
+			status = "deferred"
+		}
+		code, dsn, text := replyFields(a.Err)
+		emit(msg.Recipients, status, code, dsn, text)
+		return
+	}
+	var sent []string
+	for _, r := range a.Result.Recipients {
+		if r.Err == nil {
+			sent = append(sent, r.Addr)
+			continue
+		}
+		status := "bounced"
+		if relay.Temporary(r.Err) {
+			status = "deferred"
+		}
+		code, dsn, text := replyFields(r.Err)
+		emit([]string{r.Addr}, status, code, dsn, text)
+	}
+	if len(sent) > 0 {
+		code, dsn, text := 0, "", ""
+		if d := a.Result.Data; d != nil {
+			code, dsn, text = d.Code, d.Enhanced, strings.Join(d.Lines, " ")
+		}
+		emit(sent, "sent", code, dsn, text)
+	}
+}
+
+// replyFields extracts code, enhanced code and text from a reply error,
+// or just the text from any other error.
+func replyFields(err error) (int, string, string) {
+	var e *relay.Error
+	if errors.As(err, &e) {
+		return e.Code, e.Enhanced, strings.Join(e.Lines, " ")
+	}
+	return 0, "", strings.TrimPrefix(err.Error(), "relay: ")
+}
+
+func tlsName(cs *tls.ConnectionState) string {
+	if cs == nil {
+		return "none"
+	}
+	return tls.VersionName(cs.Version)
+}

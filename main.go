@@ -1,0 +1,112 @@
+// Command relaymail is a sendmail for hosts that should not run a mail
+// server: it reads a message on standard input with sendmail's flags and
+// relays it through one smarthost with its own SMTP client.
+//
+// main only wires the packages together: sendmail (the command line and
+// the message), config, delivery (relay, dead.letter) and logging, and
+// maps what went wrong to a sysexits status through one table. What each
+// mode does is in modes.go.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"relaymail/config"
+	"relaymail/delivery"
+	"relaymail/sendmail"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "0.1.0-dev"
+
+func main() {
+	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
+}
+
+// Exit statuses from sysexits.h, as SPEC §6 assigns them.
+const (
+	exitOK          = 0
+	exitUsage       = 64
+	exitDataErr     = 65
+	exitNoUser      = 67
+	exitUnavailable = 69
+	exitSoftware    = 70
+	exitTempFail    = 75
+	exitProtocol    = 76
+	exitNoPerm      = 77
+	exitConfig      = 78
+)
+
+// exitCodes is the one place where an error's class becomes an exit
+// status. The first row whose sentinel the error wraps wins.
+var exitCodes = []struct {
+	class error
+	code  int
+}{
+	{sendmail.ErrUsage, exitUsage},
+	{config.ErrConfig, exitConfig},
+	{sendmail.ErrData, exitDataErr},
+	{delivery.ErrRecipientsRefused, exitNoUser},
+	{delivery.ErrRejected, exitUnavailable},
+	{delivery.ErrTemporary, exitTempFail},
+	{delivery.ErrProtocol, exitProtocol},
+	{delivery.ErrAuth, exitNoPerm},
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return exitOK
+	}
+	for _, row := range exitCodes {
+		if errors.Is(err, row.class) {
+			return row.code
+		}
+	}
+	return exitSoftware
+}
+
+// run is relaymail without the process around it: tests call it with
+// their own arguments and streams.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	opts, err := sendmail.ParseArgs(args)
+	if err != nil {
+		// The mode is unknown, but a caller that piped a message in must
+		// not die of SIGPIPE because we stopped early.
+		drain(stdin)
+		return fail(stderr, err)
+	}
+	inv := &invocation{opts: opts, stdin: stdin, stdout: stdout, stderr: stderr}
+	if err := inv.run(ctx); err != nil {
+		return fail(stderr, err)
+	}
+	return exitOK
+}
+
+// fail prints err as the one line SPEC §6 promises and returns its status.
+func fail(stderr io.Writer, err error) int {
+	fmt.Fprintf(stderr, "relaymail: %v\n", err)
+	return exitCode(err)
+}
+
+// drain reads stdin to its end unless it is a terminal (nobody is piping
+// a message then, and reading would wait for the user).
+func drain(stdin io.Reader) {
+	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
+		return
+	}
+	io.Copy(io.Discard, stdin)
+}
+
+func isTerminal(f *os.File) bool {
+	_, err := unixIoctlGetTermios(f.Fd())
+	return err == nil
+}

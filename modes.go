@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"syscall"
+	"time"
+
+	"relaymail/config"
+	"relaymail/delivery"
+	"relaymail/logging"
+	"relaymail/sendmail"
+)
+
+// defaultConfig is the system configuration (SPEC §1).
+const defaultConfig = "/etc/relaymail.toml"
+
+// invocation is one run of relaymail: its options, its streams, and what
+// it loads on the way.
+type invocation struct {
+	opts   *sendmail.Options
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+
+	cfg *config.Config
+	log *slog.Logger
+}
+
+func (inv *invocation) run(ctx context.Context) error {
+	switch inv.opts.Mode {
+	case sendmail.ModeVersion:
+		fmt.Fprintf(inv.stdout, "relaymail %s\n", version)
+		return nil
+	case sendmail.ModeHelp:
+		io.WriteString(inv.stdout, usage)
+		return nil
+	case sendmail.ModeNewAliases:
+		// Aliases are read at each run: there is nothing to rebuild.
+		return nil
+	}
+
+	cfg, err := loadConfig(inv.opts.ConfigFile)
+	if err != nil {
+		if inv.opts.Mode == sendmail.ModeDeliver {
+			drain(inv.stdin)
+		}
+		return err
+	}
+	inv.cfg = cfg
+	logger, closer, err := logging.Open(cfg.Log, "relaymail", inv.stderr)
+	if err != nil {
+		// A log file this caller may not write must not cost the mail,
+		// nor break the silence on success: say so in syslog instead.
+		logger, closer, _ = logging.Open("syslog", "relaymail", inv.stderr)
+		logger.Warn(err.Error())
+	}
+	defer closer.Close()
+	inv.log = logger
+	for _, flag := range inv.opts.Ignored {
+		inv.log.Info("", "ignored_option", flag)
+	}
+
+	switch inv.opts.Mode {
+	case sendmail.ModeDeliver:
+		return inv.deliver(ctx)
+	case sendmail.ModeVerify:
+		return inv.verify()
+	case sendmail.ModeCheck:
+		return delivery.Check(ctx, cfg, inv.stdout)
+	case sendmail.ModeListQueue:
+		// There is no queue yet: a failed message goes to dead.letter.
+		fmt.Fprintln(inv.stdout, "Mail queue is empty")
+		return nil
+	case sendmail.ModeRunQueue:
+		return nil
+	default:
+		return fmt.Errorf("%w: -bs and -bd are not implemented yet", sendmail.ErrUsage)
+	}
+}
+
+// deliver is the default mode: read the message and relay it.
+func (inv *invocation) deliver(ctx context.Context) error {
+	caller := sendmail.LookupCaller()
+	msg, err := sendmail.Accept(inv.stdin, inv.opts, inv.cfg, caller, time.Now())
+	if err != nil {
+		return err
+	}
+	defer msg.Close()
+	for _, w := range msg.Warnings {
+		inv.log.Warn(w)
+	}
+	if inv.opts.DryRun {
+		return delivery.Print(inv.stdout, msg)
+	}
+	o := delivery.Options{Logger: inv.log, Caller: caller}
+	if inv.opts.Verbose {
+		o.Trace = inv.stderr
+	}
+	return delivery.Send(ctx, inv.cfg, msg, o)
+}
+
+// verify prints how each recipient resolves (-bv) and delivers nothing.
+func (inv *invocation) verify() error {
+	if len(inv.opts.Recipients) == 0 {
+		return fmt.Errorf("%w: -bv needs recipients", sendmail.ErrUsage)
+	}
+	aliases, warnings := sendmail.LoadAliases(inv.cfg)
+	for _, w := range warnings {
+		fmt.Fprintf(inv.stdout, "warning: %s\n", w)
+	}
+	for _, operand := range inv.opts.Recipients {
+		addrs, err := sendmail.ParseAddressList(operand, "")
+		if err != nil {
+			return fmt.Errorf("%w: recipient %q: %v", sendmail.ErrUsage, operand, err)
+		}
+		for _, addr := range addrs {
+			if !sendmail.IsBareName(addr) {
+				fmt.Fprintf(inv.stdout, "%s: deliverable via the smarthost\n", addr)
+				continue
+			}
+			for _, step := range aliases.Trace(addr) {
+				fmt.Fprintf(inv.stdout, "%s\n", step)
+			}
+			for _, final := range sendmail.ResolveRecipients([]string{addr}, aliases, inv.cfg.Domain) {
+				fmt.Fprintf(inv.stdout, "%s -> %s: deliverable via the smarthost\n", addr, final)
+			}
+		}
+	}
+	return nil
+}
+
+// loadConfig finds and loads the configuration (SPEC §1). A config named
+// by -C or $RELAYMAIL_CONFIG is the caller's own, so any privilege the
+// binary was installed with is dropped before it is opened (SPEC §9): a
+// caller must not be able to make relaymail read, or report errors about,
+// a file only its group may read.
+func loadConfig(flagPath string) (*config.Config, error) {
+	path := flagPath
+	if path == "" {
+		path = os.Getenv("RELAYMAIL_CONFIG")
+	}
+	if path == "" {
+		path = defaultConfig
+	} else if err := dropPrivileges(); err != nil {
+		return nil, fmt.Errorf("%w: cannot drop privileges before reading %s: %v", config.ErrConfig, path, err)
+	}
+	return config.Load(path)
+}
+
+// dropPrivileges gives up a setgid (or setuid) identity for good.
+func dropPrivileges() error {
+	if gid := os.Getgid(); os.Getegid() != gid {
+		if err := syscall.Setresgid(gid, gid, gid); err != nil {
+			return err
+		}
+	}
+	if uid := os.Getuid(); os.Geteuid() != uid {
+		if err := syscall.Setresuid(uid, uid, uid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const usage = `usage: sendmail [options] [recipient ...]    (relaymail)
+
+Reads a message on standard input and relays it through the smarthost
+configured in /etc/relaymail.toml.
+
+  -t              also take recipients from To:, Cc: and Bcc:
+  -i, -oi         a line holding only "." does not end the message
+  -f ADDR         envelope sender (also -r)
+  -F NAME         full name for an added From: header
+  -N DSN          never | success,delay,failure (when the smarthost offers DSN)
+  -R full|hdrs    DSN RET;  -V ENVID: DSN envelope id
+  -B 8BITMIME     declare an 8-bit body
+  -C FILE         use FILE as the configuration (drops privileges)
+  -v              print the SMTP dialogue on stderr (credentials redacted)
+  -bv             show how each recipient resolves; deliver nothing
+  -bp, mailq      list the queue;  -q: run the queue
+  --check         connect to the smarthost, show TLS and capabilities, quit
+  --dry-run       print the envelope and message as they would be sent
+  --version, --help
+
+Exit status: 0 sent, 64 usage, 65 bad message, 67 recipient refused,
+69 message refused, 75 try again later, 76 protocol error,
+77 authentication refused, 78 configuration error.
+`

@@ -1,0 +1,229 @@
+package sendmail
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"relaymail/config"
+)
+
+// Message is a message relaymail has accepted from its caller: the
+// envelope it worked out and the content as it will go on the wire
+// (rewritten header block, then the body as read; the relay's wire writer
+// turns line endings into CRLF and dot-stuffs).
+type Message struct {
+	ID         string   // relaymail's id for this message, in every log line
+	Sender     string   // envelope sender, "" for the null sender
+	Recipients []string // qualified, alias-expanded, de-duplicated
+	Invalid    []string // operands that are not addresses, each with the reason
+	Header     *Header
+	Stats      IntakeStats
+	Changes    []string // what Rewrite changed, for -v and the log
+	Warnings   []string // alias-file problems and the like, for the log
+
+	EightBit bool     // 8-bit content or -B8BITMIME
+	Notify   []string // DSN, from -N
+	Ret      string   // DSN, from -R
+	EnvID    string   // DSN, from -V
+
+	head []byte
+	body *Spool
+}
+
+// Content returns the message as it will be sent, readable any number of
+// times from any offset.
+func (m *Message) Content() io.ReaderAt { return concatReaderAt{m.head, m.body} }
+
+// Size is the length of Content in octets.
+func (m *Message) Size() int64 { return int64(len(m.head)) + m.body.Size() }
+
+// Close releases the spooled body.
+func (m *Message) Close() error { return m.body.Close() }
+
+// Accept reads one message from stdin to its end and works out its
+// envelope: the sender (SPEC §4), the recipients from the operands and,
+// with -t, the headers (aliases applied, bare names qualified,
+// duplicates removed), and the header rewrites of SPEC §3.
+//
+// Errors wrap ErrUsage (no recipients, a bad operand or -f) or ErrData
+// (an unparsable message or header address). stdin has been read to its
+// end whatever Accept returns.
+func Accept(stdin io.Reader, o *Options, cfg *config.Config, caller Caller, now time.Time) (*Message, error) {
+	body := NewSpool("", DefaultSpoolMemory)
+	h, stats, err := ReadMessage(stdin, IntakeOptions{IgnoreDots: o.IgnoreDots}, body)
+	if err != nil {
+		body.Close()
+		return nil, err
+	}
+	m := &Message{
+		ID:       NewID(now),
+		Header:   h,
+		Stats:    stats,
+		EightBit: stats.EightBit || o.Body8BitMIME,
+		Notify:   o.Notify,
+		Ret:      o.Ret,
+		EnvID:    o.EnvID,
+		body:     body,
+	}
+	if err := m.envelope(o, cfg, caller); err != nil {
+		body.Close()
+		return nil, err
+	}
+	fullName := o.FullName
+	if fullName == "" {
+		fullName = caller.Name
+	}
+	m.Changes = Rewrite(h, RewriteOptions{
+		Domain:      cfg.Domain,
+		Hostname:    cfg.Hostname,
+		Sender:      m.Sender,
+		FullName:    fullName,
+		RewriteFrom: cfg.RewriteFromHeader,
+		Now:         now,
+	})
+	var head bytes.Buffer
+	if _, err := h.WriteTo(&head); err != nil {
+		body.Close()
+		return nil, err
+	}
+	m.head = head.Bytes()
+	return m, nil
+}
+
+// envelope works out the sender and the recipients.
+func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error {
+	sender, err := EnvelopeSender(o, cfg, caller)
+	if err != nil {
+		return err
+	}
+	m.Sender = sender
+
+	var raw []string
+	for _, operand := range o.Recipients {
+		addrs, err := operandAddresses(operand)
+		if err != nil {
+			m.Invalid = append(m.Invalid, err.Error())
+			continue
+		}
+		raw = append(raw, addrs...)
+	}
+	if o.ExtractRecipients {
+		addrs, err := HeaderRecipients(m.Header)
+		if err != nil {
+			return err
+		}
+		raw = append(raw, addrs...)
+	}
+	aliases, warnings := LoadAliases(cfg)
+	m.Warnings = append(m.Warnings, warnings...)
+	m.Recipients = ResolveRecipients(raw, aliases, cfg.Domain)
+	if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
+		return fmt.Errorf("%w: no recipients (give them as arguments, or use -t to take them from To:, Cc: and Bcc:)", ErrUsage)
+	}
+	return nil
+}
+
+// operandAddresses parses one command-line recipient operand. An operand
+// that starts with "-" is an option given after the first recipient (Ruby
+// mail 2.7 passes "[-i] -f x -- root"; getopt scanning has stopped by
+// then): it is reported, not mailed to.
+func operandAddresses(operand string) ([]string, error) {
+	if strings.HasPrefix(operand, "-") {
+		return nil, fmt.Errorf("%q: an option after the first recipient is not an address", operand)
+	}
+	addrs, err := ParseAddressList(operand, "")
+	if err != nil {
+		return nil, fmt.Errorf("%q: not an address", operand)
+	}
+	return addrs, nil
+}
+
+// NewID returns a short id that is unique for this host: the time in
+// seconds and random bits, in base 32 so that ids sort by age.
+func NewID(now time.Time) string {
+	var r [5]byte
+	rand.Read(r[:])
+	enc := base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
+	var ts [5]byte
+	sec := uint64(now.Unix())
+	for i := 4; i >= 0; i-- {
+		ts[i] = byte(sec)
+		sec >>= 8
+	}
+	return enc.EncodeToString(ts[:]) + enc.EncodeToString(r[:])
+}
+
+// EnvelopeSender applies SPEC §4: -f/-r when given and from_override is
+// on, else the configured from, else LOGIN@domain for the calling user.
+func EnvelopeSender(o *Options, cfg *config.Config, caller Caller) (string, error) {
+	if o.SenderSet && cfg.FromOverride {
+		s, err := ParseSender(o.Sender, cfg.Domain)
+		if err != nil {
+			return "", fmt.Errorf("%w: -f %q: %v", ErrUsage, o.Sender, err)
+		}
+		return s, nil
+	}
+	if cfg.From != "" {
+		return cfg.From, nil
+	}
+	return caller.Login + "@" + cfg.Domain, nil
+}
+
+// LoadAliases builds the alias table from the config's [aliases] and its
+// aliases_file, read at each run so that an edit needs no newaliases. A
+// missing or broken file costs a warning, never the mail.
+func LoadAliases(cfg *config.Config) (*Aliases, []string) {
+	var fileTable map[string][]string
+	var warnings []string
+	if cfg.AliasesFile != "" {
+		f, err := os.Open(cfg.AliasesFile)
+		switch {
+		case err != nil:
+			warnings = append(warnings, fmt.Sprintf("aliases: %v", err))
+		default:
+			var w []string
+			fileTable, w, err = ParseAliases(f, cfg.AliasesFile)
+			f.Close()
+			warnings = append(warnings, w...)
+			if err != nil {
+				warnings = append(warnings, fmt.Sprintf("aliases: %v", err))
+			}
+		}
+	}
+	return NewAliases(cfg.Aliases, fileTable), warnings
+}
+
+// ResolveRecipients expands bare names through the aliases, qualifies
+// what is still bare with domain, and removes duplicates (compared without
+// regard to case, first spelling kept), keeping the order of first
+// appearance.
+func ResolveRecipients(raw []string, aliases *Aliases, domain string) []string {
+	seen := make(map[string]bool)
+	var out []string
+	add := func(addr string) {
+		key := strings.ToLower(addr)
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, addr)
+		}
+	}
+	for _, addr := range raw {
+		if !IsBareName(addr) {
+			add(addr)
+			continue
+		}
+		for _, target := range aliases.Expand(addr) {
+			if IsBareName(target) {
+				target += "@" + domain
+			}
+			add(target)
+		}
+	}
+	return out
+}
