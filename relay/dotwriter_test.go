@@ -3,6 +3,8 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 )
@@ -203,3 +205,19 @@ func TestDotWriterStreams(t *testing.T) {
 type countWriter struct{ n int64 }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// WriteData (--dry-run) prints exactly what Send puts on the wire.
+func TestWriteData(t *testing.T) {
+	for _, in := range []string{"", "a\n.b\r\nc", strings.Repeat("z", 2100) + "\r"} {
+		var out bytes.Buffer
+		if err := WriteData(&out, strings.NewReader(in)); err != nil {
+			t.Fatal(err)
+		}
+		if want, _ := dotEncode(t, in, 0); out.String() != want {
+			t.Errorf("WriteData(%q) = %q, want %q", clip(in), clip(out.String()), clip(want))
+		}
+	}
+	if err := WriteData(io.Discard, &errReader{io.ErrClosedPipe}); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("reader error lost: %v", err)
+	}
+}
