@@ -1,3 +1,5 @@
+//go:build linux
+
 package bench
 
 // Running a client and measuring its own peak RSS.

@@ -204,6 +204,7 @@ func readChunks(src net.Conn, out chan<- chunk, delay time.Duration) {
 	defer close(out)
 	for {
 		bp := chunkPool.Get().(*[]byte)
+		quickAck(src)
 		n, err := src.Read(*bp)
 		if n > 0 {
 			out <- chunk{data: (*bp)[:n], due: time.Now().Add(delay)}

@@ -4,8 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -73,6 +75,9 @@ func (s *sink) serve() {
 	}
 }
 
+// sinkTimeout bounds each command and each whole DATA transfer.
+const sinkTimeout = 5 * time.Minute
+
 // errLineTooLong ends a session whose command line overflows the buffer.
 var errLineTooLong = errors.New("bench: sink: command line too long")
 
@@ -88,7 +93,7 @@ func (s *sink) session(c net.Conn) error {
 		}
 		return nil
 	}
-	deadline := func() { c.SetDeadline(time.Now().Add(bulkTimeout)) }
+	deadline := func() { c.SetDeadline(time.Now().Add(sinkTimeout)) }
 	deadline()
 	if err := reply("220 sink ESMTP\r\n"); err != nil {
 		return err
@@ -242,5 +247,25 @@ func TestSinkSession(t *testing.T) {
 	}
 	if got := strings.Join(msgs[0].rcpts, ","); got != "b@y,c@z" || msgs[0].bytes != 21 {
 		t.Fatalf("sink got rcpts %q, %d bytes; want b@y,c@z, 21", got, msgs[0].bytes)
+	}
+}
+
+// expectReply reads one possibly multi-line reply and checks its code.
+func expectReply(r *bufio.Reader, want int) error {
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return err
+		}
+		if len(line) < 4 {
+			return fmt.Errorf("short reply line %q", line)
+		}
+		code, err := strconv.Atoi(line[:3])
+		if err != nil || code != want {
+			return fmt.Errorf("reply %q, want %d", strings.TrimSpace(line), want)
+		}
+		if line[3] == ' ' {
+			return nil
+		}
 	}
 }
