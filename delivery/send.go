@@ -252,5 +252,5 @@ func tlsName(cs *tls.ConnectionState) string {
 	if cs == nil {
 		return "none"
 	}
-	return tls.VersionName(cs.Version)
+	return strings.ReplaceAll(tls.VersionName(cs.Version), " ", "")
 }
