@@ -36,7 +36,11 @@ func TestMain(m *testing.M) {
 	// Other users (the unprivileged-caller tests) must reach the binary.
 	os.Chmod(dir, 0o755)
 	binary = filepath.Join(dir, "relaymail")
-	build := exec.Command("go", "build", "-o", binary, ".")
+	args := []string{"build", "-o", binary}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, ".")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building relaymail:", err)
