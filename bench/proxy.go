@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -237,25 +238,38 @@ func (p *DelayProxy) writeChunks(dst net.Conn, in <-chan chunk) error {
 	return nil
 }
 
+// spinWindow is how long before a chunk is due the proxy stops sleeping
+// and polls instead. Go's timers can fire a millisecond or so late (the
+// poller sleeps in whole milliseconds), which over the eight or more
+// delayed hops of a session would add a tenth of a round trip that no
+// real link has.
+const spinWindow = 2 * time.Millisecond
+
 // sleepUntil waits until t or until the proxy closes, reporting whether
 // it is still open.
 func (p *DelayProxy) sleepUntil(t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
+	if d := time.Until(t) - spinWindow; d > 0 {
+		timer := time.NewTimer(d)
+		select {
+		case <-timer.C:
+		case <-p.done:
+			timer.Stop()
+			return false
+		}
+	}
+	for time.Now().Before(t) {
 		select {
 		case <-p.done:
 			return false
 		default:
-			return true
+			runtime.Gosched()
 		}
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
 	select {
-	case <-timer.C:
-		return true
 	case <-p.done:
 		return false
+	default:
+		return true
 	}
 }
 
