@@ -28,6 +28,8 @@ const (
 	ModeVersion                // --version, and any -d (e.g. -d0.1)
 	ModeHelp                   // --help
 	ModeCheck                  // --check
+	ModeRequeue                // --requeue ID: put a failed message back in the queue
+	ModeDelete                 // --delete ID: remove a message from the queue or failed/
 )
 
 var optModeNames = [...]string{
@@ -41,6 +43,8 @@ var optModeNames = [...]string{
 	ModeVersion:    "version",
 	ModeHelp:       "help",
 	ModeCheck:      "check",
+	ModeRequeue:    "requeue",
+	ModeDelete:     "delete",
 }
 
 // String names the mode for log lines and test failures.
@@ -71,6 +75,7 @@ type Options struct {
 	ConfigFile        string        // -C
 	QueueInterval     time.Duration // -q30m; 0 = run once
 	DryRun            bool          // --dry-run
+	QueueID           string        // --requeue ID, --delete ID
 	Recipients        []string      // operands, raw
 	Ignored           []string      // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
 }
@@ -187,9 +192,29 @@ func (s *optScanner) scan() error {
 	return nil
 }
 
-// long handles one "--name" argument. Only exact names are known; a
-// later --requeue ID or --delete ID would take its value from s.args here.
+// long handles one "--name" argument. Only exact names are known; the
+// queue administration options take the next argument (or "=ID") as the
+// message id.
 func (s *optScanner) long(arg string) error {
+	name, value, glued := strings.Cut(arg, "=")
+	switch name {
+	case "--requeue", "--delete":
+		if !glued {
+			if s.next >= len(s.args) {
+				return optUsagef("option %s requires a message id", name)
+			}
+			value = s.args[s.next]
+			s.next++
+		}
+		if value == "" {
+			return optUsagef("option %s requires a message id", name)
+		}
+		s.o.Mode, s.o.QueueID = ModeRequeue, value
+		if name == "--delete" {
+			s.o.Mode = ModeDelete
+		}
+		return nil
+	}
 	switch arg {
 	case "--check":
 		s.o.Mode = ModeCheck

@@ -265,7 +265,7 @@ func TestParseArgs(t *testing.T) {
 		{"--check -C", []string{sm, "-C", "/x.toml", "--check"}, base(func(o *Options) { o.Mode = ModeCheck; o.ConfigFile = "/x.toml" }), ""},
 		{"--dry-run", []string{sm, "--dry-run", "-t"}, base(func(o *Options) { o.DryRun, o.ExtractRecipients = true, true }), ""},
 		{"long after operand is an operand", []string{sm, "root", "--help"}, base(func(o *Options) { o.Recipients = rcpts("root", "--help") }), ""},
-		{"unknown long", []string{sm, "--requeue", "X"}, nil, `unknown option "--requeue"`},
+		{"unknown long", []string{sm, "--requeues", "X"}, nil, `unknown option "--requeues"`},
 		{"long with value", []string{sm, "--help=yes"}, nil, `unknown option "--help=yes"`},
 
 		// -o and -O
