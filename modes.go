@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"syscall"
-	"time"
 
 	"relaymail/config"
 	"relaymail/delivery"
@@ -85,7 +84,8 @@ func (inv *invocation) run(ctx context.Context) error {
 // deliver is the default mode: read the message and relay it.
 func (inv *invocation) deliver(ctx context.Context) error {
 	caller := sendmail.LookupCaller()
-	msg, err := sendmail.Accept(inv.stdin, inv.opts, inv.cfg, caller, time.Now())
+	acceptor := &sendmail.Acceptor{Config: inv.cfg, Caller: caller}
+	msg, err := acceptor.Accept(inv.stdin, inv.opts)
 	if err != nil {
 		return err
 	}

@@ -36,6 +36,12 @@ type Message struct {
 	body *Spool
 }
 
+// HeaderBytes is the rewritten header block, blank line included.
+func (m *Message) HeaderBytes() []byte { return m.head }
+
+// Body is the spooled body as read from the caller.
+func (m *Message) Body() *Spool { return m.body }
+
 // Content returns the message as it will be sent, readable any number of
 // times from any offset.
 func (m *Message) Content() io.ReaderAt { return concatReaderAt{m.head, m.body} }
@@ -46,6 +52,14 @@ func (m *Message) Size() int64 { return int64(len(m.head)) + m.body.Size() }
 // Close releases the spooled body.
 func (m *Message) Close() error { return m.body.Close() }
 
+// Acceptor turns what a caller hands relaymail into Messages.
+type Acceptor struct {
+	Config *config.Config
+	Caller Caller
+	Now    func() time.Time          // nil: time.Now
+	Spill  func() (SpillFile, error) // where big bodies go; nil: TempSpill
+}
+
 // Accept reads one message from stdin to its end and works out its
 // envelope: the sender (SPEC §4), the recipients from the operands and,
 // with -t, the headers (aliases applied, bare names qualified,
@@ -54,8 +68,13 @@ func (m *Message) Close() error { return m.body.Close() }
 // Errors wrap ErrUsage (no recipients, a bad operand or -f) or ErrData
 // (an unparsable message or header address). stdin has been read to its
 // end whatever Accept returns.
-func Accept(stdin io.Reader, o *Options, cfg *config.Config, caller Caller, now time.Time) (*Message, error) {
-	body := NewSpool("", DefaultSpoolMemory)
+func (a *Acceptor) Accept(stdin io.Reader, o *Options) (*Message, error) {
+	cfg, caller := a.Config, a.Caller
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	body := NewSpool(DefaultSpoolMemory, a.Spill)
 	h, stats, err := ReadMessage(stdin, IntakeOptions{IgnoreDots: o.IgnoreDots}, body)
 	if err != nil {
 		body.Close()

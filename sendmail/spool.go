@@ -13,22 +13,47 @@ import (
 // disk; a 100 MB attachment costs this much memory and no more.
 const DefaultSpoolMemory = 256 << 10
 
-// Spool holds a message's body while relaymail works on it: in memory up
-// to a limit, then in an unlinked temporary file, so that memory does not
-// grow with the message and nothing is left behind if the process dies.
-// It is written once, then read any number of times with ReadAt.
-type Spool struct {
-	dir   string
-	limit int
-	mem   []byte
-	file  *os.File
-	size  int64
+// SpillFile is where a Spool moves its content once it outgrows memory:
+// an unlinked temporary file, or a body file of the queue, so that a
+// message that ends up queued is written to disk once.
+type SpillFile interface {
+	io.Writer
+	io.ReaderAt
+	io.Closer
 }
 
-// NewSpool returns an empty spool that spills to a temporary file in dir
-// ("" = os.TempDir()) once it holds more than limit bytes.
-func NewSpool(dir string, limit int) *Spool {
-	return &Spool{dir: dir, limit: limit}
+// Spool holds a message's body while relaymail works on it: in memory up
+// to a limit, then in a SpillFile, so that memory does not grow with the
+// message. It is written once, then read any number of times with ReadAt.
+type Spool struct {
+	limit    int
+	newSpill func() (SpillFile, error)
+	mem      []byte
+	file     SpillFile
+	size     int64
+}
+
+// NewSpool returns an empty spool that moves to newSpill() once it holds
+// more than limit bytes; a nil newSpill means TempSpill.
+func NewSpool(limit int, newSpill func() (SpillFile, error)) *Spool {
+	if newSpill == nil {
+		newSpill = TempSpill
+	}
+	return &Spool{limit: limit, newSpill: newSpill}
+}
+
+// TempSpill creates a temporary file in os.TempDir() and unlinks it at
+// once: it lives exactly as long as the process.
+func TempSpill() (SpillFile, error) {
+	f, err := os.CreateTemp("", "relaymail-*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // Write appends p.
@@ -49,13 +74,8 @@ func (s *Spool) Write(p []byte) (int, error) {
 }
 
 func (s *Spool) spill() error {
-	f, err := os.CreateTemp(s.dir, "relaymail-*")
+	f, err := s.newSpill()
 	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	// Unlinked at once: the file lives exactly as long as the process.
-	if err := os.Remove(f.Name()); err != nil {
-		f.Close()
 		return fmt.Errorf("spool: %w", err)
 	}
 	if _, err := f.Write(s.mem); err != nil {
@@ -83,6 +103,13 @@ func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
 
 // Size is the number of bytes written.
 func (s *Spool) Size() int64 { return s.size }
+
+// Spilled returns the SpillFile holding the content, or nil while it is
+// all in memory (then Bytes has it).
+func (s *Spool) Spilled() SpillFile { return s.file }
+
+// Bytes returns the content while it is in memory, nil once spilled.
+func (s *Spool) Bytes() []byte { return s.mem }
 
 // Close releases the temporary file, if any.
 func (s *Spool) Close() error {

@@ -1,0 +1,76 @@
+package sendmail
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+func TestSpool(t *testing.T) {
+	tests := []struct {
+		name    string
+		limit   int
+		writes  []string
+		spilled bool
+	}{
+		{"empty", 10, nil, false},
+		{"fits in memory", 10, []string{"abc", "defghij"}, false},
+		{"spills on the write that crosses the limit", 10, []string{"abcdef", "ghijk", "lmn"}, true},
+		{"one big write", 4, []string{strings.Repeat("x", 100)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSpool(tt.limit, nil)
+			defer s.Close()
+			var want bytes.Buffer
+			for _, w := range tt.writes {
+				if _, err := s.Write([]byte(w)); err != nil {
+					t.Fatal(err)
+				}
+				want.WriteString(w)
+			}
+			if (s.Spilled() != nil) != tt.spilled {
+				t.Errorf("spilled = %v, want %v", s.Spilled() != nil, tt.spilled)
+			}
+			if s.Size() != int64(want.Len()) {
+				t.Errorf("Size = %d, want %d", s.Size(), want.Len())
+			}
+			got, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size()))
+			if err != nil || !bytes.Equal(got, want.Bytes()) {
+				t.Errorf("content %q (%v), want %q", got, err, want.Bytes())
+			}
+			// Read twice from an offset: a fallback host re-reads it.
+			if s.Size() > 3 {
+				p := make([]byte, 2)
+				n, _ := s.ReadAt(p, 2)
+				if n != 2 || string(p) != want.String()[2:4] {
+					t.Errorf("ReadAt(2) = %q", p[:n])
+				}
+			}
+		})
+	}
+}
+
+func TestSpoolSpillError(t *testing.T) {
+	s := NewSpool(2, func() (SpillFile, error) { return nil, errors.New("disk full") })
+	if _, err := s.Write([]byte("abc")); err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("err = %v, want the spill error", err)
+	}
+}
+
+func TestConcatReaderAt(t *testing.T) {
+	c := concatReaderAt{head: []byte("Head: 1\n\n"), body: strings.NewReader("body\n")}
+	all, err := io.ReadAll(io.NewSectionReader(c, 0, 14))
+	if err != nil || string(all) != "Head: 1\n\nbody\n" {
+		t.Fatalf("got %q, %v", all, err)
+	}
+	for off := int64(0); off < 14; off++ {
+		p := make([]byte, 3)
+		n, _ := c.ReadAt(p, off)
+		if want := string(all[off:min(off+3, 14)]); string(p[:n]) != want {
+			t.Errorf("ReadAt(%d) = %q, want %q", off, p[:n], want)
+		}
+	}
+}
