@@ -69,13 +69,44 @@ type Acceptor struct {
 // (an unparsable message or header address). stdin has been read to its
 // end whatever Accept returns.
 func (a *Acceptor) Accept(stdin io.Reader, o *Options) (*Message, error) {
+	return a.accept(stdin, o, o.IgnoreDots, func(m *Message) error {
+		return m.envelope(o, a.Config, a.Caller)
+	})
+}
+
+// AcceptSMTP is Accept for a message that came in over SMTP (-bs, -bd):
+// data is the DATA payload, already dot-unstuffed, and the envelope is
+// the session's MAIL FROM and RCPT TO instead of the command line and the
+// headers. The sender follows SPEC §4 with MAIL FROM in the place of -f;
+// the null sender stays null. Recipients go through aliases and
+// qualification as on the command line.
+func (a *Acceptor) AcceptSMTP(data io.Reader, o *Options, from string, to []string) (*Message, error) {
+	return a.accept(data, o, true, func(m *Message) error {
+		sender, err := EnvelopeSender(&Options{Sender: from, SenderSet: true}, a.Config, a.Caller)
+		if err != nil {
+			return fmt.Errorf("%w: MAIL FROM:<%s>: %v", ErrData, from, err)
+		}
+		m.Sender = sender
+		aliases, warnings := LoadAliases(a.Config)
+		m.Warnings = append(m.Warnings, warnings...)
+		m.Recipients = ResolveRecipients(to, aliases, a.Config.Domain)
+		if len(m.Recipients) == 0 {
+			return fmt.Errorf("%w: no recipients", ErrUsage)
+		}
+		return nil
+	})
+}
+
+// accept reads the message, lets envelope work out the envelope, and
+// applies the header rewrites.
+func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope func(*Message) error) (*Message, error) {
 	cfg, caller := a.Config, a.Caller
 	now := time.Now()
 	if a.Now != nil {
 		now = a.Now()
 	}
 	body := NewSpool(DefaultSpoolMemory, a.Spill)
-	h, stats, err := ReadMessage(stdin, IntakeOptions{IgnoreDots: o.IgnoreDots}, body)
+	h, stats, err := ReadMessage(r, IntakeOptions{IgnoreDots: ignoreDots}, body)
 	if err != nil {
 		body.Close()
 		return nil, err
@@ -90,7 +121,7 @@ func (a *Acceptor) Accept(stdin io.Reader, o *Options) (*Message, error) {
 		EnvID:    o.EnvID,
 		body:     body,
 	}
-	if err := m.envelope(o, cfg, caller); err != nil {
+	if err := envelope(m); err != nil {
 		body.Close()
 		return nil, err
 	}
