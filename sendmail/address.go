@@ -410,13 +410,19 @@ func canonicalLocal(local string) string {
 	if isDotAtom(v) {
 		return v
 	}
+	return quoteString(v)
+}
+
+// quoteString returns s as an RFC 5322 quoted-string, backslash-escaping
+// the quote and the backslash.
+func quoteString(s string) string {
 	var b strings.Builder
 	b.WriteByte('"')
-	for i := 0; i < len(v); i++ {
-		if v[i] == '"' || v[i] == '\\' {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
 			b.WriteByte('\\')
 		}
-		b.WriteByte(v[i])
+		b.WriteByte(s[i])
 	}
 	b.WriteByte('"')
 	return b.String()

@@ -197,16 +197,7 @@ func formatPhrase(name string) string {
 	case atoms && !strings.Contains(name, "=?"):
 		return name
 	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(name); i++ {
-		if name[i] == '"' || name[i] == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(name[i])
-	}
-	b.WriteByte('"')
-	return b.String()
+	return quoteString(name)
 }
 
 // isAtext reports whether c is an RFC 5322 atext character.
