@@ -1,0 +1,204 @@
+package queue
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// envVersion is the version of the env file format written by this code.
+// A file of another version is refused rather than misread.
+const envVersion = 1
+
+// Envelope is what the queue keeps about a message besides its body: the
+// SMTP envelope, the rewritten header block and the retry state. A runner
+// changes the retry fields and calls Item.Update.
+type Envelope struct {
+	ID          string    `json:"id"`                   // set by Commit when empty
+	Sender      string    `json:"sender"`               // "" = null sender
+	Recipients  []string  `json:"recipients"`           // still to deliver
+	Delivered   []string  `json:"delivered,omitempty"`  // already accepted by the smarthost (for the DSN)
+	Created     time.Time `json:"created"`              // when relaymail accepted it; Commit sets it when zero
+	Attempts    int       `json:"attempts"`             // failed delivery attempts so far
+	NextAttempt time.Time `json:"next_attempt"`         // not before; zero = at once
+	LastError   string    `json:"last_error,omitempty"` // one line, for mailq and the DSN
+	EightBit    bool      `json:"eight_bit,omitempty"`  // BODY=8BITMIME
+	Notify      []string  `json:"notify,omitempty"`     // DSN NOTIFY= (-N)
+	Ret         string    `json:"ret,omitempty"`        // DSN RET= (-R)
+	EnvID       string    `json:"env_id,omitempty"`     // DSN ENVID= (-V)
+	BodySize    int64     `json:"body_size"`            // set by Commit; checked by Lock
+	Header      []byte    `json:"-"`                    // the header block, blank line included, as sent
+}
+
+// Size is the length of the whole message (header block and body) in
+// octets, as mailq shows it and as SIZE= announces it.
+func (e *Envelope) Size() int64 { return int64(len(e.Header)) + e.BodySize }
+
+// Due reports whether a runner that honours the retry schedule should try
+// the message at now.
+func (e *Envelope) Due(now time.Time) bool { return !now.Before(e.NextAttempt) }
+
+// envFile is the JSON line of an env file.
+type envFile struct {
+	Version    int `json:"v"`
+	HeaderSize int `json:"header_size"`
+	Envelope
+}
+
+// validate refuses an envelope that could not be delivered safely: a
+// field that would end up in an SMTP command must hold no control
+// characters.
+func (e *Envelope) validate() error {
+	if err := checkID(e.ID); err != nil {
+		return err
+	}
+	if e.BodySize < 0 || e.Attempts < 0 {
+		return errors.New("queue: negative body_size or attempts")
+	}
+	fields := append([]string{e.Sender, e.Ret, e.EnvID}, e.Recipients...)
+	fields = append(fields, e.Notify...)
+	fields = append(fields, e.Delivered...)
+	for _, f := range fields {
+		for i := 0; i < len(f); i++ {
+			if f[i] < ' ' || f[i] == 0x7f {
+				return fmt.Errorf("queue: control character in envelope field %q", f)
+			}
+		}
+	}
+	for _, r := range e.Recipients {
+		if r == "" {
+			return errors.New("queue: empty recipient")
+		}
+	}
+	return nil
+}
+
+// encodeEnvelope renders an env file: the JSON line, then the header.
+func encodeEnvelope(e *Envelope) ([]byte, error) {
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	line, err := json.Marshal(envFile{Version: envVersion, HeaderSize: len(e.Header), Envelope: *e})
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	out := make([]byte, 0, len(line)+1+len(e.Header))
+	out = append(out, line...)
+	out = append(out, '\n')
+	return append(out, e.Header...), nil
+}
+
+// decodeEnvelope parses an env file. It never panics, whatever data holds.
+func decodeEnvelope(data []byte) (*Envelope, error) {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return nil, errors.New("queue: no end to the envelope line")
+	}
+	line, header := data[:nl], data[nl+1:]
+	var v struct {
+		Version int `json:"v"`
+	}
+	if err := json.Unmarshal(line, &v); err != nil {
+		return nil, fmt.Errorf("queue: envelope: %w", err)
+	}
+	if v.Version != envVersion {
+		return nil, fmt.Errorf("queue: envelope format version %d, not %d", v.Version, envVersion)
+	}
+	var f envFile
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("queue: envelope: %w", err)
+	}
+	if f.HeaderSize != len(header) {
+		return nil, fmt.Errorf("queue: header is %d bytes, envelope says %d", len(header), f.HeaderSize)
+	}
+	e := f.Envelope
+	e.Header = bytes.Clone(header)
+	if err := e.validate(); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+// readEnv reads and decodes one env file; an error names the file.
+// fs.ErrNotExist comes back unwrapped-compatible for callers that race
+// with a runner.
+func readEnv(path string) (*Envelope, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxEnvSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %s: %w", path, err)
+	}
+	if len(data) > maxEnvSize {
+		return nil, fmt.Errorf("queue: %s: corrupt: larger than %d bytes", path, maxEnvSize)
+	}
+	e, err := decodeEnvelope(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: corrupt: %w", path, err)
+	}
+	return e, nil
+}
+
+// writeEnv replaces path with e atomically and durably: temporary file in
+// tmp/, fsync, rename, fsync of path's directory.
+func (q *Queue) writeEnv(path string, e *Envelope) error {
+	data, err := encodeEnvelope(e)
+	if err != nil {
+		return err
+	}
+	if err := q.step("env-create"); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(q.path(dirTmp, ""), "env-"+e.ID+"-*")
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(q.fileMode); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	if err := q.step("env-write"); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("queue: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("queue: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("queue: close %s: %w", tmp, err)
+	}
+	if err := q.step("env-rename"); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	ok = true
+	return syncDir(filepath.Dir(path))
+}
+
+func (q *Queue) step(name string) error {
+	if q.hook != nil {
+		return q.hook(name)
+	}
+	return nil
+}

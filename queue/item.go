@@ -1,0 +1,187 @@
+package queue
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// Item is a queued message taken by one process for delivery (Lock).
+// Env is the envelope as read after the lock was taken; the runner
+// changes it and persists it with Update, or ends the message with
+// Remove or Fail, and always calls Unlock.
+type Item struct {
+	Env *Envelope
+
+	q    *Queue
+	id   string
+	body *os.File
+	done bool // removed or failed: the files are no longer in the queue
+}
+
+// Lock takes the message id for delivery, with flock on its body. It
+// returns an error wrapping ErrLocked when another process has it, and
+// ErrNotFound when it is no longer queued (another runner delivered it
+// meanwhile). The envelope is read after the lock is taken, so it is
+// the latest one.
+func (q *Queue) Lock(id string) (*Item, error) {
+	if err := checkID(id); err != nil {
+		return nil, err
+	}
+	f, err := os.Open(q.path(dirBody, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		if exists(q.path(dirEnv, id)) {
+			return nil, fmt.Errorf("queue: %s: corrupt: its body %s is missing", q.path(dirEnv, id), q.path(dirBody, id))
+		}
+		return nil, fmt.Errorf("queue: lock %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	if err := tryLock(f); err != nil {
+		f.Close()
+		if errors.Is(err, ErrLocked) {
+			return nil, fmt.Errorf("queue: lock %s: %w", id, ErrLocked)
+		}
+		return nil, err
+	}
+	env, err := readEnv(q.path(dirEnv, id))
+	if errors.Is(err, fs.ErrNotExist) {
+		f.Close()
+		return nil, fmt.Errorf("queue: lock %s: %w", id, ErrNotFound)
+	}
+	if err == nil && env.ID != id {
+		err = fmt.Errorf("queue: %s: corrupt: it holds message %s", q.path(dirEnv, id), env.ID)
+	}
+	if err == nil {
+		var st os.FileInfo
+		if st, err = f.Stat(); err == nil && st.Size() != env.BodySize {
+			err = fmt.Errorf("queue: %s: corrupt: %d bytes, envelope says %d", f.Name(), st.Size(), env.BodySize)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Item{Env: env, q: q, id: id, body: f}, nil
+}
+
+// Content returns the message as it is to be sent, header block then
+// body, as one stream read straight from the file (no copy), and its
+// size. It follows it.Env.Header, so call it after changing the header.
+func (it *Item) Content() (io.ReaderAt, int64) {
+	return concatReaderAt{it.Env.Header, it.body}, it.Env.Size()
+}
+
+func (it *Item) usable() error {
+	if it.body == nil {
+		return errors.New("queue: message is unlocked")
+	}
+	if it.done {
+		return fmt.Errorf("queue: message %s is no longer queued", it.id)
+	}
+	if it.Env.ID != it.id {
+		return fmt.Errorf("queue: message %s: envelope id changed to %q", it.id, it.Env.ID)
+	}
+	return nil
+}
+
+// Update persists it.Env atomically (attempts, recipients still to go,
+// next attempt, last error): a crash leaves the old or the new
+// envelope, never a mix.
+func (it *Item) Update() error {
+	if err := it.usable(); err != nil {
+		return err
+	}
+	if len(it.Env.Recipients) == 0 {
+		return fmt.Errorf("queue: message %s: no recipient left: Remove it instead", it.id)
+	}
+	return it.q.writeEnv(it.q.path(dirEnv, it.id), it.Env)
+}
+
+// Remove takes a delivered message out of the queue: the envelope first
+// (durably, so it is not sent again after a power loss), then the body.
+func (it *Item) Remove() error {
+	if err := it.usable(); err != nil {
+		return err
+	}
+	q := it.q
+	if err := os.Remove(q.path(dirEnv, it.id)); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	it.done = true
+	err := syncDir(q.path(dirEnv, ""))
+	if rerr := os.Remove(q.path(dirBody, it.id)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+		err = fmt.Errorf("queue: %w", rerr)
+	}
+	return err
+}
+
+// Fail gives the message up: it moves to failed/ with it.Env as it is
+// now (the last error, the recipients that failed), where the admin can
+// see it with mailq and Requeue or Delete it. The envelope leaves the
+// queue first, in one rename, then the body follows.
+func (it *Item) Fail() error {
+	if err := it.usable(); err != nil {
+		return err
+	}
+	q := it.q
+	fenv := q.path(dirFailedEnv, it.id)
+	if err := os.Rename(q.path(dirEnv, it.id), fenv); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	it.done = true
+	var errs []error
+	if err := q.writeEnv(fenv, it.Env); err != nil {
+		errs = append(errs, err)
+	}
+	if err := os.Rename(q.path(dirBody, it.id), q.path(dirFailedBody, it.id)); err != nil {
+		errs = append(errs, fmt.Errorf("queue: %w", err))
+	}
+	for _, d := range []string{dirEnv, dirFailedEnv, dirFailedBody, dirBody} {
+		if err := syncDir(q.path(d, "")); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Unlock releases the message (and closes its body). It is safe to call
+// after Remove or Fail, and more than once.
+func (it *Item) Unlock() error {
+	if it.body == nil {
+		return nil
+	}
+	err := it.body.Close()
+	it.body = nil
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return nil
+}
+
+// concatReaderAt presents a header block and a body as one io.ReaderAt.
+type concatReaderAt struct {
+	head []byte
+	body io.ReaderAt
+}
+
+func (c concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, errors.New("queue: negative offset")
+	}
+	n := 0
+	if off < int64(len(c.head)) {
+		n = copy(p, c.head[off:])
+		if n == len(p) {
+			return n, nil
+		}
+		off = 0
+	} else {
+		off -= int64(len(c.head))
+	}
+	m, err := c.body.ReadAt(p[n:], off)
+	return n + m, err
+}
