@@ -38,7 +38,7 @@ func (q *Queue) list(sub string) ([]*Envelope, error) {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			errs = append(errs, fmt.Errorf("queue: %w", err))
+			errs = append(errs, err)
 			continue
 		case e.ID != de.Name():
 			errs = append(errs, fmt.Errorf("queue: %s: corrupt: it holds message %s", path, e.ID))
@@ -75,7 +75,7 @@ func (q *Queue) Requeue(id string) error {
 		return fmt.Errorf("queue: requeue %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("queue: %w", err)
+		return err
 	}
 	if exists(q.path(dirEnv, id)) {
 		return fmt.Errorf("queue: requeue %s: already queued", id)

@@ -54,11 +54,11 @@ type envFile struct {
 // field that would end up in an SMTP command must hold no control
 // characters.
 func (e *Envelope) validate() error {
-	if err := checkID(e.ID); err != nil {
-		return err
+	if !ValidID(e.ID) {
+		return fmt.Errorf("invalid message id %q", e.ID)
 	}
 	if e.BodySize < 0 || e.Attempts < 0 {
-		return errors.New("queue: negative body_size or attempts")
+		return errors.New("negative body_size or attempts")
 	}
 	fields := append([]string{e.Sender, e.Ret, e.EnvID}, e.Recipients...)
 	fields = append(fields, e.Notify...)
@@ -66,13 +66,13 @@ func (e *Envelope) validate() error {
 	for _, f := range fields {
 		for i := 0; i < len(f); i++ {
 			if f[i] < ' ' || f[i] == 0x7f {
-				return fmt.Errorf("queue: control character in envelope field %q", f)
+				return fmt.Errorf("control character in envelope field %q", f)
 			}
 		}
 	}
 	for _, r := range e.Recipients {
 		if r == "" {
-			return errors.New("queue: empty recipient")
+			return errors.New("empty recipient")
 		}
 	}
 	return nil
@@ -81,7 +81,7 @@ func (e *Envelope) validate() error {
 // encodeEnvelope renders an env file: the JSON line, then the header.
 func encodeEnvelope(e *Envelope) ([]byte, error) {
 	if err := e.validate(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("queue: %w", err)
 	}
 	line, err := json.Marshal(envFile{Version: envVersion, HeaderSize: len(e.Header), Envelope: *e})
 	if err != nil {
@@ -97,26 +97,26 @@ func encodeEnvelope(e *Envelope) ([]byte, error) {
 func decodeEnvelope(data []byte) (*Envelope, error) {
 	nl := bytes.IndexByte(data, '\n')
 	if nl < 0 {
-		return nil, errors.New("queue: no end to the envelope line")
+		return nil, errors.New("no end to the envelope line")
 	}
 	line, header := data[:nl], data[nl+1:]
 	var v struct {
 		Version int `json:"v"`
 	}
 	if err := json.Unmarshal(line, &v); err != nil {
-		return nil, fmt.Errorf("queue: envelope: %w", err)
+		return nil, fmt.Errorf("envelope line: %w", err)
 	}
 	if v.Version != envVersion {
-		return nil, fmt.Errorf("queue: envelope format version %d, not %d", v.Version, envVersion)
+		return nil, fmt.Errorf("envelope format version %d, not %d", v.Version, envVersion)
 	}
 	var f envFile
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("queue: envelope: %w", err)
+		return nil, fmt.Errorf("envelope line: %w", err)
 	}
 	if f.HeaderSize != len(header) {
-		return nil, fmt.Errorf("queue: header is %d bytes, envelope says %d", len(header), f.HeaderSize)
+		return nil, fmt.Errorf("header is %d bytes, envelope says %d", len(header), f.HeaderSize)
 	}
 	e := f.Envelope
 	e.Header = bytes.Clone(header)
@@ -126,9 +126,9 @@ func decodeEnvelope(data []byte) (*Envelope, error) {
 	return &e, nil
 }
 
-// readEnv reads and decodes one env file; an error names the file.
-// fs.ErrNotExist comes back unwrapped-compatible for callers that race
-// with a runner.
+// readEnv reads and decodes one env file; an error names the file. A
+// missing file gives an error that matches fs.ErrNotExist, which callers
+// racing with a runner check.
 func readEnv(path string) (*Envelope, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -144,7 +144,7 @@ func readEnv(path string) (*Envelope, error) {
 	}
 	e, err := decodeEnvelope(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: corrupt: %w", path, err)
+		return nil, fmt.Errorf("queue: %s: corrupt: %w", path, err)
 	}
 	return e, nil
 }
