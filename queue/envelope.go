@@ -178,13 +178,13 @@ func (q *Queue) writeEnv(path string, e *Envelope) error {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("queue: write %s: %w", tmp, err)
+		return fmt.Errorf("queue: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("queue: fsync %s: %w", tmp, err)
+		return fmt.Errorf("queue: fsync: %w", err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("queue: close %s: %w", tmp, err)
+		return fmt.Errorf("queue: %w", err)
 	}
 	if err := q.step("env-rename"); err != nil {
 		return err
