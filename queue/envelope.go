@@ -181,7 +181,7 @@ func (q *Queue) writeEnv(path string, e *Envelope) error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("queue: fsync: %w", err)
+		return fmt.Errorf("queue: %w", err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("queue: %w", err)

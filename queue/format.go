@@ -82,12 +82,9 @@ func formatAge(d time.Duration) string {
 	}
 }
 
-// oneLine keeps a value on its line: control characters become spaces.
+// oneLine keeps a value on its line: each run of control characters
+// (a folded reply's CR LF) becomes one space.
 func oneLine(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < ' ' || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, s)
+	parts := strings.FieldsFunc(s, func(r rune) bool { return r < ' ' || r == 0x7f })
+	return strings.Join(parts, " ")
 }

@@ -366,4 +366,3 @@ func checkOnly(t *testing.T, q *Queue, id string) {
 		}
 	}
 }
-

@@ -1,0 +1,163 @@
+package queue
+
+import (
+	"bytes"
+	"flag"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
+
+func TestBackoff(t *testing.T) {
+	tests := []struct {
+		attempts int
+		base     time.Duration
+	}{
+		{-1, 0},
+		{0, 0},
+		{1, time.Minute},
+		{2, 2 * time.Minute},
+		{3, 4 * time.Minute},
+		{4, 8 * time.Minute},
+		{5, 16 * time.Minute},
+		{6, 32 * time.Minute},
+		{7, time.Hour},
+		{8, time.Hour},
+		{100, time.Hour},
+		{1 << 30, time.Hour},
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	for _, tt := range tests {
+		lo, hi := tt.base*8/10, tt.base*12/10
+		var sum time.Duration
+		const n = 2000
+		seenLow, seenHigh := false, false
+		for range n {
+			d := Backoff(tt.attempts, r)
+			if d < lo || d > hi {
+				t.Fatalf("Backoff(%d) = %v, want within [%v, %v]", tt.attempts, d, lo, hi)
+			}
+			sum += d
+			seenLow = seenLow || d < tt.base*85/100
+			seenHigh = seenHigh || d > tt.base*115/100
+		}
+		if tt.base == 0 {
+			continue
+		}
+		// The jitter is spread over the whole ±20%, centred on the base.
+		if mean := sum / n; mean < tt.base*97/100 || mean > tt.base*103/100 {
+			t.Errorf("Backoff(%d): mean %v, want about %v", tt.attempts, mean, tt.base)
+		}
+		if !seenLow || !seenHigh {
+			t.Errorf("Backoff(%d): jitter does not reach both ends of ±20%%", tt.attempts)
+		}
+	}
+	// The same source gives the same schedule; nil uses the global one.
+	a, b := rand.New(rand.NewPCG(1, 1)), rand.New(rand.NewPCG(1, 1))
+	for i := 1; i < 10; i++ {
+		if x, y := Backoff(i, a), Backoff(i, b); x != y {
+			t.Errorf("Backoff(%d) differs with equal sources: %v, %v", i, x, y)
+		}
+	}
+	if d := Backoff(3, nil); d < 192*time.Second || d > 288*time.Second {
+		t.Errorf("Backoff(3, nil) = %v", d)
+	}
+}
+
+func TestFormatList(t *testing.T) {
+	now := time.Date(2025, 11, 29, 18, 0, 0, 0, time.UTC)
+	hdr := bytes.Repeat([]byte("h"), 300)
+	queued := []*Envelope{
+		{
+			ID: "0SGPW8A4QG30ABCDEFGH", Sender: "cron@host.example.com",
+			Recipients: []string{"root@example.com"}, Created: now.Add(-45 * time.Second),
+			Header: hdr, BodySize: 200,
+		},
+		{
+			ID: "0SGPW8A4QG31ZYXWVTSR", Sender: "www-data@host.example.com",
+			Recipients: []string{"alice@example.com", "bob@example.org"}, Delivered: []string{"carol@example.net"},
+			Created: now.Add(-2*time.Hour - 5*time.Minute), Attempts: 4, NextAttempt: now.Add(12 * time.Minute),
+			LastError: "smtp.example.com: 421 4.3.2 try again later\r\n(second line)", Header: hdr, BodySize: 5000,
+		},
+	}
+	failed := []*Envelope{
+		{
+			ID: "0SGPW8A4QG32FAILEDXX", Sender: "",
+			Recipients: []string{"nobody@example.com"}, Created: now.Add(-5*24*time.Hour - 3*time.Hour),
+			Attempts: 31, LastError: "smtp.example.com: 550 5.1.1 <nobody@example.com>: no such user",
+			Header: hdr, BodySize: 1,
+		},
+	}
+	tests := []struct {
+		name           string
+		queued, failed []*Envelope
+	}{
+		{"empty", nil, nil},
+		{"queued", queued, nil},
+		{"failed-only", nil, failed},
+		{"both", queued, failed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			FormatList(&buf, tt.queued, tt.failed, now)
+			golden := filepath.Join("testdata", "mailq-"+tt.name+".txt")
+			if *update {
+				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(buf.Bytes(), want) {
+				t.Errorf("FormatList output differs from %s (rerun with -update):\n%s", golden, buf.Bytes())
+			}
+			out := buf.String()
+			if (len(tt.queued) == 0) != strings.HasPrefix(out, "Mail queue is empty\n") {
+				t.Errorf("\"Mail queue is empty\" wrong:\n%s", out)
+			}
+			if (len(tt.failed) > 0) != strings.Contains(out, "Failed") {
+				t.Errorf("failed section wrong:\n%s", out)
+			}
+			for _, e := range append(tt.queued, tt.failed...) {
+				for _, s := range append([]string{e.ID}, e.Recipients...) {
+					if !strings.Contains(out, s) {
+						t.Errorf("output lacks %q", s)
+					}
+				}
+			}
+			if strings.Contains(out, "\r") {
+				t.Error("a control character from the last error reached the output")
+			}
+		})
+	}
+}
+
+func TestFormatAge(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "0s"},
+		{0, "0s"},
+		{59 * time.Second, "59s"},
+		{time.Minute, "1m"},
+		{59*time.Minute + 59*time.Second, "59m"},
+		{time.Hour, "1h00m"},
+		{2*time.Hour + 5*time.Minute, "2h05m"},
+		{24 * time.Hour, "1d00h"},
+		{5*24*time.Hour + 3*time.Hour + 59*time.Minute, "5d03h"},
+	}
+	for _, tt := range tests {
+		if got := formatAge(tt.d); got != tt.want {
+			t.Errorf("formatAge(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,90 @@
+package queue
+
+import (
+	"bytes"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func TestEnvelopeRoundTrip(t *testing.T) {
+	tests := []*Envelope{
+		{ID: "A", Recipients: []string{"b@x"}},
+		{ID: "B", Sender: "a@x", Recipients: []string{"b@x", "c@y"}, Delivered: []string{"d@z"},
+			Created: time.Date(2025, 1, 1, 0, 0, 0, 1, time.UTC), Attempts: 3,
+			NextAttempt: time.Date(2025, 1, 1, 1, 0, 0, 0, time.FixedZone("X", 3600)),
+			LastError:   "smtp: 421 \"busy\" ünïcode", EightBit: true, Notify: []string{"SUCCESS", "FAILURE"},
+			Ret: "FULL", EnvID: "x+2By", BodySize: 12345, Header: []byte("A: b\r\n\r\n")},
+		{ID: "C", Recipients: []string{"b@x"}, Header: []byte("{\"v\":1}\n\n\x00\xff")},
+	}
+	for _, e := range tests {
+		data, err := encodeEnvelope(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeEnvelope(data)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", e.ID, err, data)
+		}
+		if !got.Created.Equal(e.Created) || !got.NextAttempt.Equal(e.NextAttempt) {
+			t.Errorf("%s: times changed: %v %v", e.ID, got.Created, got.NextAttempt)
+		}
+		got.Created, got.NextAttempt = e.Created, e.NextAttempt
+		if len(got.Header) == 0 && len(e.Header) == 0 {
+			got.Header = e.Header
+		}
+		if !reflect.DeepEqual(got, e) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, e)
+		}
+	}
+	bad := []string{
+		"",
+		"\n",
+		"{}\n",
+		"{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\"],\"header_size\":0,\"extra\":1}\n",
+		"{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\"],\"header_size\":5}\nabc",
+		"{\"v\":1,\"id\":\"../A\",\"recipients\":[\"b\"],\"header_size\":0}\n",
+		"{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\\r\\n\"],\"header_size\":0}\n",
+		"{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\"],\"header_size\":0,\"body_size\":-1}\n",
+		"{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\"],\"header_size\":0,\"created\":\"yesterday\"}\n",
+		"{\"v\":\"1\"}\n",
+		"[1]\n",
+	}
+	for _, s := range bad {
+		if e, err := decodeEnvelope([]byte(s)); err == nil {
+			t.Errorf("decodeEnvelope(%q) = %+v, want an error", s, e)
+		}
+	}
+}
+
+// FuzzDecodeEnvelope: the env decoder never panics, and what it accepts
+// encodes back to something it decodes to the same envelope.
+func FuzzDecodeEnvelope(f *testing.F) {
+	for _, e := range []*Envelope{
+		{ID: "A", Recipients: []string{"b@x"}},
+		{ID: "B", Sender: "a@x", Recipients: []string{"b@x"}, Attempts: 2, LastError: "e", Header: []byte("S: x\n\n")},
+	} {
+		data, _ := encodeEnvelope(e)
+		f.Add(data)
+	}
+	f.Add([]byte("{\"v\":1}\n"))
+	f.Add([]byte("{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\"],\"header_size\":3}\nabc"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		e, err := decodeEnvelope(data)
+		if err != nil {
+			return
+		}
+		again, err := encodeEnvelope(e)
+		if err != nil {
+			t.Fatalf("decoded envelope does not encode: %v", err)
+		}
+		e2, err := decodeEnvelope(again)
+		if err != nil {
+			t.Fatalf("re-encoded envelope does not decode: %v", err)
+		}
+		if !bytes.Equal(e.Header, e2.Header) || e.ID != e2.ID || !reflect.DeepEqual(e.Recipients, e2.Recipients) ||
+			e.BodySize != e2.BodySize || !e.Created.Equal(e2.Created) {
+			t.Fatalf("round trip changed the envelope:\n%+v\n%+v", e, e2)
+		}
+	})
+}
