@@ -1,6 +1,7 @@
 package sendmail
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,7 @@ type Spool struct {
 	newSpill func() (SpillFile, error)
 	mem      []byte
 	file     SpillFile
+	buf      *bufio.Writer // in front of file: intake writes line by line
 	size     int64
 }
 
@@ -64,7 +66,7 @@ func (s *Spool) Write(p []byte) (int, error) {
 		}
 	}
 	if s.file != nil {
-		n, err := s.file.Write(p)
+		n, err := s.buf.Write(p)
 		s.size += int64(n)
 		return n, err
 	}
@@ -83,12 +85,31 @@ func (s *Spool) spill() error {
 		return fmt.Errorf("spool: %w", err)
 	}
 	s.file, s.mem = f, nil
+	s.buf = bufio.NewWriterSize(f, spillBuffer)
 	return nil
+}
+
+// spillBuffer batches the intake's line-sized writes into few system
+// calls once the content lives in a file.
+const spillBuffer = 64 << 10
+
+// Flush writes out what is buffered for the spill file. ReadAt does it
+// by itself; a caller handing the file on (to the queue) calls it first.
+func (s *Spool) Flush() error {
+	if s.buf == nil {
+		return nil
+	}
+	return s.buf.Flush()
 }
 
 // ReadAt reads the spooled content at off.
 func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
 	if s.file != nil {
+		if s.buf.Buffered() > 0 {
+			if err := s.buf.Flush(); err != nil {
+				return 0, err
+			}
+		}
 		return s.file.ReadAt(p, off)
 	}
 	if off >= int64(len(s.mem)) {
@@ -105,7 +126,8 @@ func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
 func (s *Spool) Size() int64 { return s.size }
 
 // Spilled returns the SpillFile holding the content, or nil while it is
-// all in memory (then Bytes has it).
+// all in memory (then Bytes has it). Call Flush before using the file
+// directly.
 func (s *Spool) Spilled() SpillFile { return s.file }
 
 // Bytes returns the content while it is in memory, nil once spilled.
