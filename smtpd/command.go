@@ -17,11 +17,11 @@ type command struct {
 	arg  string // everything after the verb and its separating spaces, trailing spaces removed
 }
 
-// parseCommand splits a command line (line end already removed). A NUL or
-// a CR in the line is refused: neither can appear in a valid command, and a
+// parseCommand splits a command line (line end already removed). A NUL, CR
+// or LF in the line is refused: none can appear in a valid command, and a
 // bare CR is how some smuggling attempts disguise a line end.
 func parseCommand(line []byte) (command, *Reply) {
-	if bytes.IndexByte(line, 0) >= 0 || bytes.IndexByte(line, '\r') >= 0 {
+	if bytes.ContainsAny(line, "\x00\r\n") {
 		return command{}, replyBadBytes
 	}
 	s := string(line)

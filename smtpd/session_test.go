@@ -13,14 +13,15 @@ import (
 func TestTranscripts(t *testing.T) {
 	long := func(n int) string { return "NOOP " + strings.Repeat("x", n-len("NOOP \r\n")) + "\r\n" }
 	tests := []struct {
-		name    string
-		srv     Server // Hostname and Handler are filled in
-		refuse  map[string]*Reply
-		dataRep *Reply
-		in      string
-		want    string
-		wantErr error // nil: ServeConn returns nil
-		msgs    []message
+		name     string
+		maxSize  int64 // Server.MaxMessageSize
+		maxRcpts int   // Server.MaxRecipients
+		refuse   map[string]*Reply
+		dataRep  *Reply
+		in       string
+		want     string
+		wantErr  error // nil: ServeConn returns nil
+		msgs     []message
 	}{
 		{
 			name: "quit",
@@ -38,10 +39,10 @@ func TestTranscripts(t *testing.T) {
 			want: greeting + ehloReply + "221 2.0.0 Bye\r\n",
 		},
 		{
-			name: "ehlo without a size limit",
-			srv:  Server{MaxMessageSize: -1},
-			in:   "EHLO c\r\n",
-			want: greeting + strings.Replace(ehloReply, "SIZE 52428800", "SIZE", 1),
+			name:    "ehlo without a size limit",
+			maxSize: -1,
+			in:      "EHLO c\r\n",
+			want:    greeting + strings.Replace(ehloReply, "SIZE 52428800", "SIZE", 1),
 		},
 		{
 			name: "clean EOF without QUIT",
@@ -148,22 +149,22 @@ func TestTranscripts(t *testing.T) {
 			want: greeting + "250 mx.test\r\n500 5.5.2 NUL or bare CR in command\r\n500 5.5.2 NUL or bare CR in command\r\n500 5.5.2 NUL or bare CR in command\r\n221 2.0.0 Bye\r\n",
 		},
 		{
-			name: "SIZE over the maximum",
-			srv:  Server{MaxMessageSize: 100},
-			in:   "EHLO c\r\nMAIL FROM:<a@x> SIZE=101\r\nMAIL FROM:<a@x> SIZE=100\r\n",
-			want: greeting + strings.Replace(ehloReply, "52428800", "100", 1) + "552 5.3.4 Message too big for this system\r\n250 2.1.0 Sender OK\r\n",
+			name:    "SIZE over the maximum",
+			maxSize: 100,
+			in:      "EHLO c\r\nMAIL FROM:<a@x> SIZE=101\r\nMAIL FROM:<a@x> SIZE=100\r\n",
+			want:    greeting + strings.Replace(ehloReply, "52428800", "100", 1) + "552 5.3.4 Message too big for this system\r\n250 2.1.0 Sender OK\r\n",
 		},
 		{
-			name: "data over the maximum",
-			srv:  Server{MaxMessageSize: 100},
-			in:   "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n" + strings.Repeat("0123456789\r\n", 20) + ".\r\nNOOP\r\n",
+			name:    "data over the maximum",
+			maxSize: 100,
+			in:      "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n" + strings.Repeat("0123456789\r\n", 20) + ".\r\nNOOP\r\n",
 			want: greeting + "250 mx.test\r\n250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 Send message, end with <CRLF>.<CRLF>\r\n" +
 				"552 5.3.4 Message too big for this system\r\n250 2.0.0 OK\r\n",
 		},
 		{
-			name: "data exactly at the maximum",
-			srv:  Server{MaxMessageSize: 24},
-			in:   "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n" + strings.Repeat("0123456789\r\n", 2) + ".\r\n",
+			name:    "data exactly at the maximum",
+			maxSize: 24,
+			in:      "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n" + strings.Repeat("0123456789\r\n", 2) + ".\r\n",
 			want: greeting + "250 mx.test\r\n250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n354 Send message, end with <CRLF>.<CRLF>\r\n" +
 				"250 2.0.0 OK: message accepted\r\n",
 			msgs: []message{{env: Envelope{Helo: "c", From: "a@x", To: []string{"b@y"}}, data: strings.Repeat("0123456789\r\n", 2)}},
@@ -216,9 +217,9 @@ func TestTranscripts(t *testing.T) {
 			msgs: []message{{env: Envelope{Helo: "c", From: "a@x", To: []string{"b@y"}}, data: "x\r\n"}},
 		},
 		{
-			name: "too many recipients",
-			srv:  Server{MaxRecipients: 2},
-			in:   "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b1@y>\r\nRCPT TO:<b2@y>\r\nRCPT TO:<b3@y>\r\nDATA\r\nx\r\n.\r\n",
+			name:     "too many recipients",
+			maxRcpts: 2,
+			in:       "HELO c\r\nMAIL FROM:<a@x>\r\nRCPT TO:<b1@y>\r\nRCPT TO:<b2@y>\r\nRCPT TO:<b3@y>\r\nDATA\r\nx\r\n.\r\n",
 			want: greeting + "250 mx.test\r\n250 2.1.0 Sender OK\r\n250 2.1.5 Recipient OK\r\n250 2.1.5 Recipient OK\r\n452 4.5.3 Too many recipients\r\n" +
 				"354 Send message, end with <CRLF>.<CRLF>\r\n250 2.0.0 OK: message accepted\r\n",
 			msgs: []message{{env: Envelope{Helo: "c", From: "a@x", To: []string{"b1@y", "b2@y"}}, data: "x\r\n"}},
@@ -248,9 +249,8 @@ func TestTranscripts(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := &recHandler{refuse: tc.refuse, dataReply: tc.dataRep}
-			srv := tc.srv
-			srv.Hostname, srv.Handler = testHost, h
-			got, err := runSession(t, &srv, tc.in)
+			srv := &Server{Hostname: testHost, Handler: h, MaxMessageSize: tc.maxSize, MaxRecipients: tc.maxRcpts}
+			got, err := runSession(t, srv, tc.in)
 			if got != tc.want {
 				t.Errorf("transcript:\n got %q\nwant %q", got, tc.want)
 			}
