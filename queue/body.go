@@ -35,7 +35,11 @@ type Body struct {
 // or not.
 func (q *Queue) NewBody() (*Body, error) {
 	tmp := q.path(dirTmp, "")
-	f, ok, err := openNameless(tmp, q.fileMode)
+	var f *os.File
+	ok, err := false, error(nil)
+	if !q.named {
+		f, ok, err = openNameless(tmp, q.fileMode)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue: %w", err)
 	}

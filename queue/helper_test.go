@@ -116,6 +116,7 @@ func TestHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	q.named = os.Getenv("RELAYMAIL_QUEUE_NAMED") == "1"
 	out := bufio.NewWriter(os.Stdout)
 	switch mode {
 	case "commit": // dir n seed: commit n messages, print their ids

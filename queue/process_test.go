@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -193,13 +194,22 @@ func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills 50 processes")
 	}
+	for _, named := range []bool{false, true} {
+		t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) { crashSafety(t, named, 50) })
+	}
+}
+
+func crashSafety(t *testing.T, named bool, maxKills int) {
 	q := openTest(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	committed := map[string]bool{}
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	kills := 0
-	for ; kills < 50 && time.Now().Before(deadline); kills++ {
+	for ; kills < maxKills && time.Now().Before(deadline); kills++ {
 		cmd := helper(t, "loop", q.Dir(), strconv.Itoa(kills))
+		if named {
+			cmd.Env = append(cmd.Env, "RELAYMAIL_QUEUE_NAMED=1")
+		}
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -239,7 +249,10 @@ func TestCrashSafety(t *testing.T) {
 			t.Errorf("%s was committed but is not queued", id)
 		}
 	}
-	t.Logf("%d kills, %d messages committed and reported, %d queued", kills, len(committed), len(list))
+	before, _ := os.ReadDir(q.path(dirBody, ""))
+	tmp, _ := os.ReadDir(q.path(dirTmp, ""))
+	t.Logf("%d kills, %d messages committed and reported, %d queued, %d orphan bodies, %d files in tmp/",
+		kills, len(committed), len(list), len(before)-len(list), len(tmp))
 	if len(committed) == 0 {
 		t.Error("no message was committed: the kills came too early to test anything")
 	}

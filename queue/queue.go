@@ -53,6 +53,9 @@ type Queue struct {
 	// hook, when set by tests, is called before each step of Commit
 	// and may fail it.
 	hook func(step string) error
+	// named, set by tests, makes bodies named temporary files, as on a
+	// filesystem without O_TMPFILE.
+	named bool
 }
 
 // Open returns the queue in dir, creating dir and its subdirectories

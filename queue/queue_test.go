@@ -733,3 +733,73 @@ func TestCleanup(t *testing.T) {
 		checkWhole(t, q, e)
 	}
 }
+
+// TestNamedBody runs the life of a message with the fallback for
+// filesystems without O_TMPFILE: a named file in tmp/.
+func TestNamedBody(t *testing.T) {
+	q := openTest(t)
+	q.named = true
+	b, err := q.NewBody()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.name == "" || !exists(b.name) {
+		t.Fatalf("named body %q does not exist", b.name)
+	}
+	body := []byte("named body\n")
+	b.Write(body)
+	env := testEnvelope(testHeader(1, body))
+	if err := q.Commit(env, b); err != nil {
+		t.Fatal(err)
+	}
+	assertEmpty(t, q, dirTmp) // the temporary name goes at Commit
+	if _, err := q.Lock(env.ID); !errors.Is(err, ErrLocked) {
+		t.Errorf("Lock while the Body is open: %v, want ErrLocked", err)
+	}
+	b.Close()
+	list, _ := q.List()
+	if len(list) != 1 {
+		t.Fatalf("List = %v", ids(list))
+	}
+	checkWhole(t, q, list[0])
+
+	// Uncommitted: Close removes it; a crashed one goes with Cleanup,
+	// unless its process still holds it.
+	b, _ = q.NewBody()
+	name := b.name
+	b.Write(body)
+	b.Close()
+	if exists(name) {
+		t.Error("Close left the named body")
+	}
+	b, _ = q.NewBody()
+	defer b.Close()
+	os.WriteFile(q.path(dirTmp, "body-crashed"), body, 0o600)
+	if err := q.Cleanup(time.Now().Add(2 * OrphanAge)); err != nil {
+		t.Fatal(err)
+	}
+	if exists(q.path(dirTmp, "body-crashed")) || !exists(b.name) {
+		t.Errorf("Cleanup: crashed body kept %v, live body removed %v", exists(q.path(dirTmp, "body-crashed")), !exists(b.name))
+	}
+}
+
+type failingReader struct{ n int }
+
+func (r *failingReader) Read(p []byte) (int, error) {
+	if r.n <= 0 {
+		return 0, errors.New("stdin went away")
+	}
+	k := min(len(p), r.n)
+	r.n -= k
+	return k, nil
+}
+
+func TestEnqueueReadError(t *testing.T) {
+	q := openTest(t)
+	env := testEnvelope([]byte("S: x\n\n"))
+	err := q.Enqueue(env, &failingReader{n: 100000})
+	if err == nil || !strings.Contains(err.Error(), "stdin went away") || !strings.HasPrefix(err.Error(), "queue: ") {
+		t.Errorf("Enqueue = %v", err)
+	}
+	assertEmpty(t, q, dirTmp, dirEnv, dirBody)
+}
