@@ -54,7 +54,7 @@ func moveOn(err error) bool {
 	return Temporary(err) || errors.Is(err, ErrUnknownReply)
 }
 
-// attempt is one Dial, Send, Quit.
+// attempt is one Dial, then SendAndQuit.
 func attempt(ctx context.Context, h Host, o Options, env *Envelope, msg io.Reader) Attempt {
 	a := Attempt{Host: h}
 	s, err := Dial(ctx, h, o)
@@ -66,7 +66,6 @@ func attempt(ctx context.Context, h Host, o Options, env *Envelope, msg io.Reade
 	if st, ok := s.TLSState(); ok {
 		a.TLS = &st
 	}
-	a.Result, a.Err = s.Send(ctx, env, msg)
-	_ = s.Quit() // the outcome is already known; QUIT's own reply changes nothing
+	a.Result, a.Err = s.SendAndQuit(ctx, env, msg)
 	return a
 }

@@ -250,6 +250,15 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	}
 	s.tr.body(dw.n)
 	s.tr.client(".")
+	if s.quitAfterData {
+		// RFC 2920 §3.1: QUIT may close a group; its reply arrives with
+		// the one to the final dot, saving the round trip of its own.
+		if _, err := s.bw.WriteString("QUIT\r\n"); err != nil {
+			return fail(s.transportErr("write QUIT", err))
+		}
+		s.tr.client("QUIT")
+		s.quitSent = true
+	}
 	if err := s.bw.Flush(); err != nil {
 		return fail(s.transportErr("write message body", err))
 	}
@@ -268,6 +277,33 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	s.inTx = false
 	res.Data = r
 	return res, nil
+}
+
+// SendAndQuit is Send for the last message of a session, followed by
+// Quit. When the server offers PIPELINING, QUIT travels in the same write
+// as the final dot (one round trip less per session than Send then Quit);
+// otherwise it is Send then Quit. The session is closed when it returns.
+func (s *Session) SendAndQuit(ctx context.Context, env *Envelope, msg io.Reader) (*Result, error) {
+	if _, ok := s.ext["PIPELINING"]; !ok {
+		res, err := s.Send(ctx, env, msg)
+		_ = s.Quit()
+		return res, err
+	}
+	s.quitAfterData = true
+	res, err := s.Send(ctx, env, msg)
+	s.quitAfterData = false
+	if !s.quitSent {
+		_ = s.Quit() // no DATA was sent (every recipient refused): QUIT alone
+		return res, err
+	}
+	if s.broken == nil {
+		// The reply to QUIT changes nothing: the message's fate is known.
+		end := s.begin(ctx)
+		_, _ = s.readReply("QUIT", "")
+		end()
+	}
+	_ = s.Close()
+	return res, err
 }
 
 // readError marks a failure of the message reader, as opposed to the

@@ -426,3 +426,47 @@ func TestXtext(t *testing.T) {
 		}
 	}
 }
+
+// TestTranscriptSendAndQuit: with PIPELINING, QUIT goes out in the same
+// write as the final dot; without it, QUIT waits for the dot's reply.
+func TestTranscriptSendAndQuit(t *testing.T) {
+	tests := []struct {
+		name    string
+		ext     []string
+		script  []ex
+		wantErr bool
+	}{
+		{"pipelined", []string{"PIPELINING"}, []ex{
+			{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + "354 go\r\n"},
+			{c: "hi\r\n.\r\nQUIT\r\n", one: true, s: "250 2.0.0 queued\r\n" + bye},
+		}, false},
+		{"pipelined, refused at the dot: QUIT still answered", []string{"PIPELINING"}, []ex{
+			{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + "354 go\r\n"},
+			{c: "hi\r\n.\r\nQUIT\r\n", one: true, s: "554 5.7.1 spam\r\n" + bye},
+		}, true},
+		{"no pipelining", nil, []ex{
+			{c: "MAIL FROM:<a@x>\r\n", s: ok},
+			{c: "RCPT TO:<b@y>\r\n", s: ok},
+			{c: "DATA\r\n", s: "354 go\r\n"},
+			{c: "hi\r\n.\r\n", s: ok},
+			{c: quit, s: bye},
+		}, false},
+		{"every recipient refused: QUIT alone", []string{"PIPELINING"}, []ex{
+			{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + "550 no\r\n554 no valid recipients\r\n"},
+			{c: quit, s: bye},
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, sc := dialScripted(t, tt.ext, tt.script...)
+			_, err := s.SendAndQuit(context.Background(), &Envelope{From: "a@x", To: []string{"b@y"}}, strings.NewReader("hi\n"))
+			if (err != nil) != tt.wantErr {
+				t.Errorf("err = %v, want error: %v", err, tt.wantErr)
+			}
+			sc.wait()
+			if !strings.Contains(sc.trace.String(), "--> QUIT") {
+				t.Errorf("trace lacks QUIT:\n%s", sc.trace)
+			}
+		})
+	}
+}

@@ -156,6 +156,9 @@ type Session struct {
 	broken error // why the session refuses further commands
 	inTx   bool  // a MAIL was sent and the transaction not finished: RSET first
 	closed bool
+
+	quitAfterData bool // SendAndQuit: pipeline QUIT behind the final dot
+	quitSent      bool // and it was written
 }
 
 // Dial connects to h and returns a session ready to send: it reads the
