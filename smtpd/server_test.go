@@ -464,3 +464,34 @@ func TestCheckListenAddr(t *testing.T) {
 		}
 	}
 }
+
+// sleepyRcpt takes a while for each recipient.
+type sleepyRcpt struct{ nopHandler }
+
+func (sleepyRcpt) Rcpt(context.Context, *Envelope, string) *Reply {
+	time.Sleep(3 * time.Millisecond)
+	return nil
+}
+
+// A long pipelined group whose replies overflow the write buffer, more
+// than CommandTimeout after the last flush: every write gets a fresh
+// deadline, so the session survives.
+func TestLongPipelinedGroup(t *testing.T) {
+	const n = 300
+	addr, _ := startServer(t, &Server{Hostname: testHost, Handler: sleepyRcpt{}, CommandTimeout: 200 * time.Millisecond})
+	c := dial(t, addr)
+	c.ehlo()
+	var b strings.Builder
+	b.WriteString("MAIL FROM:<a@x>\r\n")
+	for i := range n {
+		fmt.Fprintf(&b, "RCPT TO:<r%d@y>\r\n", i)
+	}
+	b.WriteString("RSET\r\nQUIT\r\n")
+	c.send(b.String())
+	c.expect("250 2.1.0")
+	for range n {
+		c.expect("250 2.1.5")
+	}
+	c.expect("250 2.0.0")
+	c.expect("221 ")
+}

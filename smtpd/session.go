@@ -71,8 +71,7 @@ type session struct {
 	in     *input
 	br     *bufio.Reader
 	bw     *bufio.Writer
-	wdl    writeDeadliner // nil when w has no write deadline
-	closer io.Closer      // closed on a hard stop (the net.Conn of Serve)
+	closer io.Closer // closed on a hard stop (the net.Conn of Serve)
 	remote string
 	log    *slog.Logger
 
@@ -89,8 +88,25 @@ type writeDeadliner interface {
 	SetWriteDeadline(t time.Time) error
 }
 
+// deadlineWriter gives every write to the client a fresh deadline, also
+// the ones bufio makes on its own when a long pipelined group overflows
+// the buffer.
+type deadlineWriter struct {
+	w       io.Writer
+	d       writeDeadliner
+	timeout time.Duration
+}
+
+func (dw *deadlineWriter) Write(p []byte) (int, error) {
+	dw.d.SetWriteDeadline(time.Now().Add(dw.timeout))
+	return dw.w.Write(p)
+}
+
 func (s *Server) newSession(ctx context.Context, r io.Reader, w io.Writer, remote string) *session {
 	ctx, cancel := context.WithCancel(ctx)
+	if d, ok := w.(writeDeadliner); ok && d.SetWriteDeadline(time.Time{}) == nil {
+		w = &deadlineWriter{w: w, d: d, timeout: s.commandTimeout()}
+	}
 	ss := &session{
 		srv:    s,
 		ctx:    ctx,
@@ -104,9 +120,6 @@ func (s *Server) newSession(ctx context.Context, r io.Reader, w io.Writer, remot
 		ss.log = s.logger().With("remote", "stdio")
 	}
 	ss.br = bufio.NewReaderSize(ss.in, readBufSize)
-	if d, ok := w.(writeDeadliner); ok && d.SetWriteDeadline(time.Time{}) == nil {
-		ss.wdl = d
-	}
 	return ss
 }
 
@@ -134,14 +147,11 @@ func (ss *session) reply(r *Reply) {
 	ss.bw.Write(r.normalize().format())
 }
 
-// flush sends the queued replies, bounded by CommandTimeout when the
-// writer supports deadlines.
+// flush sends the queued replies, each write bounded by CommandTimeout
+// when the writer supports deadlines.
 func (ss *session) flush() error {
 	if ss.bw.Buffered() == 0 {
 		return nil
-	}
-	if ss.wdl != nil {
-		ss.wdl.SetWriteDeadline(time.Now().Add(ss.srv.commandTimeout()))
 	}
 	if err := ss.bw.Flush(); err != nil {
 		return fmt.Errorf("smtpd: writing reply: %w", err)
