@@ -25,6 +25,10 @@
 //     is discarded up to its LF without being buffered and answered
 //     "500 5.5.2". A NUL or a bare CR in a command is answered "500 5.5.2".
 //     After 20 errors in one session the server answers 421 and closes.
+//     EXPN, AUTH, STARTTLS, BDAT and the other commands of extensions not
+//     offered are answered 502; an HTTP request line (GET, POST, CONNECT...,
+//     a web page aiming a browser at a local port) ends the session with 421
+//     before any line that follows it can be read as a command.
 //   - Paths: "MAIL FROM: <a@x>" (space after the colon) is accepted, as is
 //     a path without angle brackets ("MAIL FROM:a@x") for old HELO-era
 //     clients, source routes are dropped (§4.1.2), the null sender "<>" is

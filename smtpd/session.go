@@ -48,7 +48,7 @@ type Handler interface {
 	// Data is given the message as a stream: dot-unstuffed, line ends as
 	// the client sent them. It must read r to io.EOF before accepting the
 	// message, and must not use r after it returns. Its result is the
-	// reply to the final dot: nil is "250 2.0.0 OK", a 2xx Reply may carry
+	// reply to the final dot: nil is "250 2.0.0 OK: message accepted", a 2xx Reply may carry
 	// the queue id, a 4xx/5xx Reply refuses the message.
 	//
 	// When r returns an error other than io.EOF the message is incomplete
