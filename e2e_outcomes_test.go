@@ -48,20 +48,31 @@ func deadLetter(t *testing.T) func() string {
 	}
 }
 
+// Where an outcome leaves a message that did not reach every recipient.
+const (
+	keptNowhere = ""
+	keptQueue   = "queue"  // in the queue, delivered by the next -q
+	keptFailed  = "failed" // in the queue's failed/
+	keptDead    = "dead"   // appended to dead.letter
+)
+
 // TestOutcomes checks each row of SPEC §6 that a smarthost can cause:
-// exit status, the one stderr line, what the server got, and that a
-// message that did not go is in dead.letter.
+// exit status, the one stderr line, what the server got, and where a
+// message that did not go is kept; a queued one is then delivered by
+// relaymail -q, exactly once.
 func TestOutcomes(t *testing.T) {
+	const never = "[queue]\nmode = \"never\"\n"
 	tests := []struct {
-		name      string
-		server    smtptest.Options
-		inject    func(*smtptest.Server)
-		extra     string // top-level and [queue] config
-		args      []string
-		wantCode  int
-		wantErr   string // regexp the stderr must match ("" = empty stderr)
-		wantTo    []string
-		deadEntry bool
+		name     string
+		server   smtptest.Options
+		inject   func(*smtptest.Server)
+		extra    string // config tables
+		args     []string
+		wantCode int
+		wantErr  string // regexp the stderr must match ("" = empty stderr)
+		wantTo   []string
+		kept     string
+		later    []string // with keptQueue: who gets it from -q
 	}{
 		{
 			name:     "delivered",
@@ -86,66 +97,85 @@ func TestOutcomes(t *testing.T) {
 			wantCode: 67, wantErr: `refused <bad@example.com>: 550 5\.1\.1 no such user\n$`,
 		},
 		{
-			name: "one recipient deferred: kept for a retry",
+			name: "one recipient deferred: queued for it alone",
 			inject: func(s *smtptest.Server) {
 				s.SetRcptErr("later@example.com", smtptest.Reply(450, "4.2.1", "mailbox busy"))
 			},
 			args:     []string{"later@example.com", "now@example.com"},
-			wantCode: 75, wantErr: `deferred <later@example.com>: 450 4\.2\.1 mailbox busy; delivered to the 1 other recipient \(message saved in .*dead\.letter\)\n$`,
-			wantTo: []string{"now@example.com"}, deadEntry: true,
+			wantCode: 0, wantTo: []string{"now@example.com"},
+			kept: keptQueue, later: []string{"later@example.com"},
 		},
 		{
-			name: "message refused at MAIL",
+			name: "one recipient deferred, queue off",
+			inject: func(s *smtptest.Server) {
+				s.SetRcptErr("later@example.com", smtptest.Reply(450, "4.2.1", "mailbox busy"))
+			},
+			extra:    never,
+			args:     []string{"later@example.com", "now@example.com"},
+			wantCode: 75, wantErr: `deferred <later@example.com>: 450 4\.2\.1 mailbox busy; delivered to the 1 other recipient \(message saved in .*dead\.letter\)\n$`,
+			wantTo: []string{"now@example.com"}, kept: keptDead,
+		},
+		{
+			name: "message refused at MAIL: kept in failed/",
 			inject: func(s *smtptest.Server) {
 				s.SetMailErr(smtptest.Reply(553, "5.7.1", "sender rejected"))
 			},
 			args:     []string{"a@example.com"},
-			wantCode: 69, wantErr: `MAIL FROM:<root@example.com>: 553 5\.7\.1 sender rejected.*saved in`,
-			deadEntry: true,
+			wantCode: 69, wantErr: `MAIL FROM:<root@example.com>: 553 5\.7\.1 sender rejected \(message kept as \w+ in .*/failed\)`,
+			kept: keptFailed,
 		},
 		{
-			name: "temporary failure after the final dot",
+			name: "temporary failure after the final dot: queued",
 			inject: func(s *smtptest.Server) {
 				s.SetDataErr(smtptest.Reply(451, "4.3.0", "try again"))
 			},
 			args:     []string{"a@example.com"},
-			wantCode: 75, wantErr: `451 4\.3\.0 try again.*saved in`,
-			deadEntry: true,
+			wantCode: 0, kept: keptQueue, later: []string{"a@example.com"},
 		},
 		{
-			name:     "greeting 421",
+			name: "temporary failure after the final dot, queue off",
+			inject: func(s *smtptest.Server) {
+				s.SetDataErr(smtptest.Reply(451, "4.3.0", "try again"))
+			},
+			extra:    never,
+			args:     []string{"a@example.com"},
+			wantCode: 75, wantErr: `451 4\.3\.0 try again.*saved in`, kept: keptDead,
+		},
+		{
+			name:     "greeting 421: queued",
 			inject:   func(s *smtptest.Server) { s.SetGreetingErr(smtptest.Reply(421, "4.3.2", "too busy")) },
 			args:     []string{"a@example.com"},
-			wantCode: 75, wantErr: `421 4\.3\.2 too busy`,
-			deadEntry: true,
+			wantCode: 0, kept: keptQueue, later: []string{"a@example.com"},
 		},
 		{
-			name:     "connection dropped mid-DATA",
+			name:     "connection dropped mid-DATA: queued",
 			inject:   func(s *smtptest.Server) { s.DropMidData() },
 			args:     []string{"a@example.com"},
-			wantCode: 75, wantErr: `saved in`,
-			deadEntry: true,
+			wantCode: 0, kept: keptQueue, later: []string{"a@example.com"},
 		},
 		{
-			name:     "a server that never answers",
+			name:     "a server that never answers: queued",
 			inject:   func(s *smtptest.Server) { s.Hang() },
-			extra:    "", // timeout is 5s in the harness
 			args:     []string{"a@example.com"},
-			wantCode: 75, wantErr: `(?i)timeout|deadline`,
-			deadEntry: true,
+			wantCode: 0, kept: keptQueue, later: []string{"a@example.com"},
+		},
+		{
+			name:     "a server that never answers, queue off",
+			inject:   func(s *smtptest.Server) { s.Hang() },
+			extra:    never,
+			args:     []string{"a@example.com"},
+			wantCode: 75, wantErr: `(?i)timeout|deadline`, kept: keptDead,
 		},
 		{
 			name:     "message over the advertised SIZE",
 			server:   smtptest.Options{MaxSize: 10},
 			args:     []string{"a@example.com"},
-			wantCode: 69, wantErr: `larger than the server.s limit`,
-			deadEntry: true,
+			wantCode: 69, wantErr: `larger than the server.s limit`, kept: keptFailed,
 		},
 		{
 			name:     "an address that needs SMTPUTF8 the smarthost lacks",
 			args:     []string{"jürgen@example.com"},
-			wantCode: 69, wantErr: `(?i)SMTPUTF8`,
-			deadEntry: true,
+			wantCode: 69, wantErr: `(?i)SMTPUTF8`, kept: keptFailed,
 		},
 		{
 			name:     "an address that needs SMTPUTF8, offered",
@@ -166,22 +196,67 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("exit %d, want %d (stderr %q)", res.code, tt.wantCode, res.stderr)
 			}
 			checkStderr(t, res.stderr, tt.wantErr)
-			var got []string
-			for _, m := range h.srv.Messages() {
-				got = append(got, m.To...)
-			}
-			if strings.Join(got, ",") != strings.Join(tt.wantTo, ",") {
+			if got := received(h.srv); strings.Join(got, ",") != strings.Join(tt.wantTo, ",") {
 				t.Errorf("server got recipients %q, want %q", got, tt.wantTo)
 			}
 			entry := dead()
-			if tt.deadEntry != (entry != "") {
-				t.Errorf("dead.letter entry = %q, want one: %v", entry, tt.deadEntry)
+			if (tt.kept == keptDead) != (entry != "") {
+				t.Errorf("dead.letter entry = %q, want one: %v", entry, tt.kept == keptDead)
 			}
-			if tt.deadEntry && !strings.Contains(entry, "\nSubject: test\n") {
+			if tt.kept == keptDead && !strings.Contains(entry, "\nSubject: test\n") {
 				t.Errorf("dead.letter lacks the whole message: %q", entry)
+			}
+			queued, failed := h.spoolCount(""), h.spoolCount("failed")
+			if want := tt.kept == keptQueue; (queued == 1) != want || queued > 1 {
+				t.Errorf("%d messages queued, want one: %v", queued, want)
+			}
+			if want := tt.kept == keptFailed; (failed == 1) != want || failed > 1 {
+				t.Errorf("%d messages in failed/, want one: %v", failed, want)
+			}
+			if tt.kept != keptQueue {
+				return
+			}
+			h.expectLog(`status=queued`)
+			mailq := h.run([]string{"mailq"}, nil, stdinNone)
+			if !strings.Contains(mailq.stdout, tt.later[0]) {
+				t.Errorf("mailq does not list the message for %s:\n%s", tt.later[0], mailq.stdout)
+			}
+			// The smarthost is back: -q delivers it, once.
+			h.srv.ResetErrors()
+			before := len(h.srv.Messages())
+			if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 || res.stderr != "" {
+				t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
+			}
+			msgs := h.srv.Messages()[before:]
+			if len(msgs) != 1 || strings.Join(msgs[0].To, ",") != strings.Join(tt.later, ",") {
+				t.Fatalf("-q delivered %+v, want one message to %q", msgs, tt.later)
+			}
+			if !strings.Contains(string(msgs[0].Data), "Subject: test\r\n") {
+				t.Errorf("queued message lost its header: %q", msgs[0].Data)
+			}
+			if n := h.spoolCount(""); n != 0 {
+				t.Errorf("%d messages still queued after -q", n)
+			}
+			if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 || len(h.srv.Messages()) != before+1 {
+				t.Errorf("a second -q sent again or failed (exit %d)", res.code)
 			}
 		})
 	}
+}
+
+// received lists every recipient the server accepted a message for.
+func received(srv *smtptest.Server) []string {
+	var got []string
+	for _, m := range srv.Messages() {
+		got = append(got, m.To...)
+	}
+	return got
+}
+
+// spoolCount counts the messages in the harness queue ("") or failed/.
+func (h *harness) spoolCount(sub string) int {
+	entries, _ := os.ReadDir(filepath.Join(h.dir, "spool", sub, "env"))
+	return len(entries)
 }
 
 func checkStderr(t *testing.T, stderr, pattern string) {
@@ -219,8 +294,8 @@ func TestAuthAndTLS(t *testing.T) {
 		{"starttls auto", smtptest.Options{TLS: smtptest.TLSStartTLS, Users: users, AuthRequired: true}, "auto", "", 0, ""},
 		{"wrong password, queue off: 77", smtptest.Options{TLS: smtptest.TLSStartTLS, Users: map[string]string{"relay-user": "other"}},
 			"plain", "[queue]\nmode = \"never\"\n", 77, `535`},
-		{"wrong password, fallback: 75 and kept", smtptest.Options{TLS: smtptest.TLSStartTLS, Users: map[string]string{"relay-user": "other"}},
-			"plain", "", 75, `535.*saved in`},
+		{"wrong password, fallback: queued", smtptest.Options{TLS: smtptest.TLSStartTLS, Users: map[string]string{"relay-user": "other"}},
+			"plain", "", 0, ``},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dead := deadLetter(t)
@@ -241,7 +316,12 @@ func TestAuthAndTLS(t *testing.T) {
 					t.Errorf("the password appears in %s", what)
 				}
 			}
-			if tt.wantCode == 0 {
+			if tt.wantCode == 0 && strings.Contains(tt.name, "queued") {
+				if n := h.spoolCount(""); n != 1 {
+					t.Errorf("%d messages queued, want 1", n)
+				}
+				h.expectLog(`status=queued code=535`)
+			} else if tt.wantCode == 0 {
 				m := h.srv.WaitMessages(t, 1, 5*time.Second)[0]
 				if !m.TLS || m.AuthUser != "relay-user" {
 					t.Errorf("delivered with TLS=%v as %q", m.TLS, m.AuthUser)
@@ -293,7 +373,7 @@ func TestUnexpectedReply(t *testing.T) {
 	host, port, _ := net.SplitHostPort(addr)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "r.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"relaymail.test\"\ndomain = \"example.com\"\nlog = \"none\"\n[smarthost]\nhost = %q\nport = %s\ntls = \"none\"\ntimeout = \"5s\"\n[queue]\nmode = \"never\"\n", host, port)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"relaymail.test\"\ndomain = \"example.com\"\nlog = \"none\"\n[smarthost]\nhost = %q\nport = %s\ntls = \"none\"\ntimeout = \"5s\"\n[queue]\nmode = \"never\"\ndir = %q\n", host, port, filepath.Join(dir, "spool"))), 0o644)
 	res := runBinary(t, []string{"sendmail", "-i", "a@example.com"}, []byte(simpleMail), stdinPipe, nil, "RELAYMAIL_CONFIG="+cfg)
 	if res.code != 76 {
 		t.Errorf("exit %d, want 76; stderr %q", res.code, res.stderr)
@@ -371,6 +451,7 @@ func TestInformationalModes(t *testing.T) {
 		{"newaliases", []string{"newaliases"}, "", `^$`},
 		{"-bi", []string{"sendmail", "-bi"}, "", `^$`},
 		{"mailq", []string{"/usr/bin/mailq"}, "", `Mail queue is empty`},
+		{"-bp", []string{"sendmail", "-bp"}, "", `Mail queue is empty`},
 		{"-bv alias", []string{"sendmail", "-bv", "root", "bob", "x@example.org"}, "",
 			`root -> admin@example.com[\s\S]*bob -> bob@example\.com[\s\S]*x@example\.org`},
 		{"dry run", []string{"sendmail", "--dry-run", "-t", "-i"}, "To: root, .dot@example.com\nBcc: hidden@example.com\n\n.leading dot\n",

@@ -61,7 +61,8 @@ type harness struct {
 }
 
 // newHarness starts a smarthost with so and writes a config for it;
-// extra is appended to the top-level keys, smarthost to [smarthost].
+// smarthost is added to [smarthost], and extra (tables) at the end. The
+// queue is always the test's own: a [queue] table in extra gets its dir.
 func newHarness(t *testing.T, so smtptest.Options, extra, smarthost string) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: t.TempDir(), srv: smtptest.Start(t, so)}
@@ -82,10 +83,17 @@ func newHarness(t *testing.T, so smtptest.Options, extra, smarthost string) *har
 		}
 		caLine = fmt.Sprintf("ca_file = %q", ca)
 	}
+	// Never the system's spool: one of the test's own.
+	spool := fmt.Sprintf("[queue]\ndir = %q\n", filepath.Join(h.dir, "spool"))
+	if strings.Contains(extra, "[queue]\n") {
+		extra = strings.Replace(extra, "[queue]\n", spool, 1)
+	} else {
+		extra += "\n" + spool
+	}
 	cfg := fmt.Sprintf(`hostname = "relaymail.test"
 domain = "example.com"
 log = %q
-%s
+
 [smarthost]
 host = %q
 port = %d
@@ -95,7 +103,7 @@ timeout = "5s"
 %s
 [aliases]
 root = "admin@example.com"
-`, h.log, extra, h.srv.Host(), h.srv.Port(), tlsMode, caLine, smarthost)
+%s`, h.log, h.srv.Host(), h.srv.Port(), tlsMode, caLine, smarthost, extra)
 	h.config = filepath.Join(h.dir, "relaymail.toml")
 	// Readable by the unprivileged-caller tests unless it holds a secret,
 	// which relaymail would refuse (SPEC §9).

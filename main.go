@@ -57,6 +57,7 @@ var exitCodes = []struct {
 	{delivery.ErrTemporary, exitTempFail},
 	{delivery.ErrProtocol, exitProtocol},
 	{delivery.ErrAuth, exitNoPerm},
+	{errNotAllowed, exitNoPerm},
 }
 
 func exitCode(err error) int {

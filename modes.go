@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"syscall"
+	"time"
 
 	"relaymail/config"
 	"relaymail/delivery"
 	"relaymail/logging"
+	"relaymail/queue"
 	"relaymail/sendmail"
 )
 
@@ -71,20 +74,36 @@ func (inv *invocation) run(ctx context.Context) error {
 	case sendmail.ModeCheck:
 		return delivery.Check(ctx, cfg, inv.stdout)
 	case sendmail.ModeListQueue:
-		// There is no queue yet: a failed message goes to dead.letter.
-		fmt.Fprintln(inv.stdout, "Mail queue is empty")
-		return nil
+		return inv.listQueue()
 	case sendmail.ModeRunQueue:
-		return nil
+		return inv.runQueue(ctx)
+	case sendmail.ModeRequeue, sendmail.ModeDelete:
+		return inv.administer()
 	default:
 		return fmt.Errorf("%w: -bs and -bd are not implemented yet", sendmail.ErrUsage)
 	}
 }
 
-// deliver is the default mode: read the message and relay it.
+// openQueue opens the spool named by [queue] dir, creating it when
+// missing (SPEC §7).
+func (inv *invocation) openQueue() (*queue.Queue, error) {
+	return queue.Open(inv.cfg.Queue.Dir)
+}
+
+// deliver is the default mode: read the message and relay it, or queue
+// it, as [queue] mode says.
 func (inv *invocation) deliver(ctx context.Context) error {
 	caller := sendmail.LookupCaller()
+	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.opts.QueueOnly}
 	acceptor := &sendmail.Acceptor{Config: inv.cfg, Caller: caller}
+	if !inv.opts.DryRun {
+		o.Queue, o.QueueErr = inv.openQueue()
+		if o.Queue != nil {
+			// A big body is spooled into the queue's filesystem: if it
+			// ends up queued, it is linked into place, not copied.
+			acceptor.Spill = func() (sendmail.SpillFile, error) { return o.Queue.NewBody() }
+		}
+	}
 	msg, err := acceptor.Accept(inv.stdin, inv.opts)
 	if err != nil {
 		return err
@@ -96,11 +115,72 @@ func (inv *invocation) deliver(ctx context.Context) error {
 	if inv.opts.DryRun {
 		return delivery.Print(inv.stdout, msg)
 	}
-	o := delivery.Options{Logger: inv.log, Caller: caller}
 	if inv.opts.Verbose {
 		o.Trace = inv.stderr
 	}
-	return delivery.Send(ctx, inv.cfg, msg, o)
+	return delivery.Submit(ctx, inv.cfg, msg, o)
+}
+
+// listQueue prints the queue (mailq, -bp).
+func (inv *invocation) listQueue() error {
+	q, err := inv.openQueue()
+	if err != nil {
+		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+	}
+	queued, err := q.List()
+	if err != nil {
+		fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
+	}
+	failed, err := q.ListFailed()
+	if err != nil {
+		fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
+	}
+	queue.FormatList(inv.stdout, queued, failed, time.Now())
+	return nil
+}
+
+// runQueue delivers what is queued: all of it now (-q), or at once and
+// then every interval in the foreground (-q30m).
+func (inv *invocation) runQueue(ctx context.Context) error {
+	q, err := inv.openQueue()
+	if err != nil {
+		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+	}
+	r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log}
+	if inv.opts.Verbose {
+		r.Trace = inv.stderr
+	}
+	if inv.opts.QueueInterval > 0 {
+		return r.Loop(ctx, inv.opts.QueueInterval)
+	}
+	return r.Run(ctx, true)
+}
+
+// errNotAllowed is an administrative request from a user who may not
+// make it (EX_NOPERM).
+var errNotAllowed = errors.New("permission denied")
+
+// administer puts a failed message back in the queue (--requeue ID) or
+// deletes one (--delete ID). Only root may: relaymail is setgid, and
+// every other caller could otherwise touch everybody's mail.
+func (inv *invocation) administer() error {
+	if os.Getuid() != 0 {
+		return fmt.Errorf("%w: only root may change the queue", errNotAllowed)
+	}
+	q, err := inv.openQueue()
+	if err != nil {
+		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+	}
+	id := inv.opts.QueueID
+	if inv.opts.Mode == sendmail.ModeRequeue {
+		err = q.Requeue(id)
+	} else {
+		err = q.Delete(id)
+	}
+	if errors.Is(err, queue.ErrNotFound) {
+		return fmt.Errorf("%w: %s: no such message", sendmail.ErrUsage, id)
+	}
+	return err
 }
 
 // verify prints how each recipient resolves (-bv) and delivers nothing.

@@ -12,16 +12,28 @@ import (
 	"time"
 
 	"relaymail/config"
+	"relaymail/queue"
 	"relaymail/relay"
 	"relaymail/sendmail"
 )
 
-// Options is what Send needs besides the config and the message.
+// Options is what Submit and the queue runner need besides the config
+// and the message.
 type Options struct {
-	Logger *slog.Logger
-	Trace  io.Writer // the SMTP dialogue for -v; nil: none
-	Caller sendmail.Caller
-	Now    func() time.Time // nil: time.Now
+	Logger    *slog.Logger
+	Trace     io.Writer // the SMTP dialogue for -v; nil: none
+	Caller    sendmail.Caller
+	Now       func() time.Time // nil: time.Now
+	QueueOnly bool             // -odq, -odb
+	Queue     *queue.Queue     // nil when it could not be opened
+	QueueErr  error            // why Queue is nil
+}
+
+func (o Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
 }
 
 // Hosts turns the configured smarthost and fallbacks into relay hosts.
@@ -67,61 +79,127 @@ func Envelope(msg *sendmail.Message) *relay.Envelope {
 	}
 }
 
-// Send relays msg now and reports the outcome: nil when every recipient
-// accepted it, else a *Failure whose class gives the exit status. A
-// message that may not have reached every recipient it should have is
-// appended to dead.letter before Send returns (until relaymail has a
-// queue), so it is never lost.
-func Send(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Options) error {
-	now := time.Now
-	if o.Now != nil {
-		now = o.Now
-	}
-	start := now()
-	var refused []string // one "<addr> (reason)" per recipient refused for good
-	refused = append(refused, msg.Invalid...)
+// Submit hands over a message relaymail has accepted, as [queue] mode
+// and -odq say (SPEC §6, §7), and reports the outcome: nil when every
+// recipient has the message or it is safely queued for the ones that do
+// not yet, else a *Failure whose class gives the exit status.
+//
+//   - mode "always" or -odq: queue it, do not try now;
+//   - mode "fallback": try now; queue what failed temporarily (the whole
+//     message, or just the deferred recipients);
+//   - mode "never": try now; what failed stays failed.
+//
+// A message that could not go and could not be queued is appended to
+// dead.letter; one refused for good is kept in the queue's failed/ (or
+// dead.letter). Nothing accepted is ever dropped.
+func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Options) error {
+	now := o.now()
+	start := now
+	refused := append([]string(nil), msg.Invalid...) // "<addr>: reason" per recipient refused for good
 	if len(msg.Recipients) == 0 {
 		return &Failure{ErrRecipientsRefused, "no valid recipient: " + strings.Join(refused, "; ")}
+	}
+	mode := cfg.Queue.Mode
+	if o.QueueOnly {
+		mode = config.QueueAlways
+	}
+	if mode == config.QueueAlways {
+		if err := enqueue(msg, o, msg.Recipients, nil, 0, ""); err != nil {
+			return keep(msg, o, now, &Failure{ErrTemporary, "could not queue the message: " + err.Error()})
+		}
+		logQueued(o.Logger, msg, msg.Recipients, o.now().Sub(start))
+		return refusal(refused, 0, len(msg.Recipients))
 	}
 
 	final, failed, err := relay.Deliver(ctx, Hosts(cfg), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
 		Envelope(msg), msg.Content(), msg.Size())
-	for _, a := range append(failed, final) {
-		logAttempt(o.Logger, msg, a, now().Sub(start))
-	}
-	if err != nil {
-		f := classify(cfg, err)
-		if f.Class == ErrTemporary || f.Class == ErrRejected {
-			return keep(msg, o, now(), f)
-		}
-		return f
-	}
 	var deferred []relay.RecipientResult
-	for _, r := range final.Result.Recipients {
-		switch {
-		case r.Err == nil:
-		case relay.Temporary(r.Err):
-			deferred = append(deferred, r)
-		default:
-			refused = append(refused, recipientReason(r))
+	var accepted []string
+	if err == nil {
+		accepted = final.Result.Accepted()
+		for _, r := range final.Result.Recipients {
+			switch {
+			case r.Err == nil:
+			case relay.Temporary(r.Err):
+				deferred = append(deferred, r)
+			default:
+				refused = append(refused, recipientReason(r))
+			}
 		}
 	}
-	accepted := len(final.Result.Accepted())
-	if len(deferred) > 0 {
-		reasons := make([]string, len(deferred))
-		for i, r := range deferred {
-			reasons[i] = recipientReason(r)
+	var whole *Failure
+	if err != nil {
+		whole = classify(cfg, err)
+	}
+	// Queue what can be tried again, if the mode allows it.
+	var queueErr error
+	queued := false
+	if mode == config.QueueFallback {
+		switch {
+		case whole != nil && whole.Class == ErrTemporary:
+			queueErr = enqueue(msg, o, msg.Recipients, nil, 1, whole.Text)
+			queued = queueErr == nil
+		case whole == nil && len(deferred) > 0:
+			queueErr = enqueue(msg, o, addrs(deferred), accepted, 1, reasons(deferred))
+			queued = queueErr == nil
 		}
-		text := fmt.Sprintf("%s: deferred %s", hostName(final.Host), strings.Join(reasons, "; "))
+	}
+	for _, a := range append(failed, final) {
+		logAttempt(o.Logger, msg, a, o.now().Sub(start), queued)
+	}
+
+	switch {
+	case whole != nil && queued:
+		return nil
+	case whole != nil && whole.Class == ErrTemporary:
+		if queueErr != nil {
+			whole.Text += "; could not queue the message: " + queueErr.Error()
+		}
+		return keep(msg, o, now, whole)
+	case whole != nil && whole.Class == ErrRejected:
+		return keepFailed(msg, o, now, whole)
+	case whole != nil:
+		return whole
+	case len(deferred) > 0 && !queued:
+		text := fmt.Sprintf("%s: deferred %s", hostName(final.Host), reasons(deferred))
+		if queueErr != nil {
+			text += "; could not queue the message: " + queueErr.Error()
+		}
 		if len(refused) > 0 {
 			text += "; refused " + strings.Join(refused, "; ")
 		}
-		return keep(msg, o, now(), &Failure{ErrTemporary, text + others(accepted)})
+		return keep(msg, o, now, &Failure{ErrTemporary, text + othersText(len(accepted))})
 	}
-	if len(refused) > 0 {
-		return &Failure{ErrRecipientsRefused, "refused " + strings.Join(refused, "; ") + others(accepted)}
+	return refusal(refused, len(accepted), len(deferred))
+}
+
+// refusal is the 67 outcome when any recipient was refused for good;
+// delivered and queued count the others.
+func refusal(refused []string, delivered, queued int) error {
+	if len(refused) == 0 {
+		return nil
 	}
-	return nil
+	text := "refused " + strings.Join(refused, "; ") + othersText(delivered)
+	if queued > 0 {
+		text += fmt.Sprintf("; queued for %d", queued)
+	}
+	return &Failure{ErrRecipientsRefused, text}
+}
+
+func addrs(rs []relay.RecipientResult) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Addr
+	}
+	return out
+}
+
+func reasons(rs []relay.RecipientResult) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = recipientReason(r)
+	}
+	return strings.Join(out, "; ")
 }
 
 // classify turns an error that kept the message from every recipient
@@ -157,14 +235,14 @@ func keep(msg *sendmail.Message, o Options, now time.Time, f *Failure) error {
 	return f
 }
 
-func others(accepted int) string {
-	switch accepted {
+func othersText(n int) string {
+	switch n {
 	case 0:
 		return ""
 	case 1:
 		return "; delivered to the 1 other recipient"
 	default:
-		return fmt.Sprintf("; delivered to the %d other recipients", accepted)
+		return fmt.Sprintf("; delivered to the %d other recipients", n)
 	}
 }
 
@@ -183,7 +261,7 @@ func hostName(h relay.Host) string {
 
 // logAttempt writes the SPEC §8 lines for one attempt: one per group of
 // recipients that shared an outcome.
-func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay time.Duration) {
+func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay time.Duration, queued bool) {
 	base := []any{
 		"id", msg.ID,
 		"from", msg.Sender,
@@ -212,6 +290,9 @@ func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay 
 		if relay.Temporary(a.Err) {
 			status = "deferred"
 		}
+		if queued {
+			status = "queued"
+		}
 		code, dsn, text := replyFields(a.Err)
 		emit(msg.Recipients, status, code, dsn, text)
 		return
@@ -225,6 +306,9 @@ func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay 
 		status := "bounced"
 		if relay.Temporary(r.Err) {
 			status = "deferred"
+			if queued {
+				status = "queued"
+			}
 		}
 		code, dsn, text := replyFields(r.Err)
 		emit([]string{r.Addr}, status, code, dsn, text)

@@ -2,8 +2,6 @@ package sendmail
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/base32"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"time"
 
 	"relaymail/config"
+	"relaymail/queue"
 )
 
 // Message is a message relaymail has accepted from its caller: the
@@ -112,7 +111,7 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		return nil, err
 	}
 	m := &Message{
-		ID:       NewID(now),
+		ID:       queue.NewID(now), // one id scheme: it becomes the queue id
 		Header:   h,
 		Stats:    stats,
 		EightBit: stats.EightBit || o.Body8BitMIME,
@@ -192,21 +191,6 @@ func operandAddresses(operand string) ([]string, error) {
 		return nil, fmt.Errorf("%q: not an address", operand)
 	}
 	return addrs, nil
-}
-
-// NewID returns a short id that is unique for this host: the time in
-// seconds and random bits, in base 32 so that ids sort by age.
-func NewID(now time.Time) string {
-	var r [5]byte
-	rand.Read(r[:])
-	enc := base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
-	var ts [5]byte
-	sec := uint64(now.Unix())
-	for i := 4; i >= 0; i-- {
-		ts[i] = byte(sec)
-		sec >>= 8
-	}
-	return enc.EncodeToString(ts[:]) + enc.EncodeToString(r[:])
 }
 
 // EnvelopeSender applies SPEC §4: -f/-r when given and from_override is

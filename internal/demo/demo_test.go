@@ -59,7 +59,10 @@ password = "demo-secret"
 
 [aliases]
 root = "ops@example.com"
-`, srv.Host(), srv.Port(), caFile)
+
+[queue]
+dir = %q
+`, srv.Host(), srv.Port(), caFile, filepath.Join(dir, "spool"))
 	cfgPath := filepath.Join(dir, "relaymail.toml")
 	os.WriteFile(cfgPath, []byte(config), 0o600)
 

@@ -1,0 +1,332 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"relaymail/config"
+	"relaymail/dsn"
+	"relaymail/queue"
+	"relaymail/relay"
+)
+
+// Runner delivers what is queued (relaymail -q, -q30m): each message it
+// can lock, several per SMTP session, and for each recipient one of
+// delivered, deferred to a later run (with growing intervals), or given
+// up (refused for good, or queued longer than max_age) with a delivery
+// status notification to the sender.
+type Runner struct {
+	Config *config.Config
+	Queue  *queue.Queue
+	Logger *slog.Logger
+	Trace  io.Writer        // -v
+	Now    func() time.Time // nil: time.Now
+
+	sess *relay.Session // the open session, reused from message to message
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// Run makes one pass over the queue: every message when all is true (-q,
+// like postqueue -f), else those whose retry time has come. Bounces it
+// generates are delivered in the same pass.
+func (r *Runner) Run(ctx context.Context, all bool) error {
+	defer r.closeSession()
+	if err := r.Queue.Cleanup(r.now()); err != nil {
+		r.Logger.Warn("queue cleanup: " + err.Error())
+	}
+	envs, err := r.Queue.List()
+	if err != nil {
+		r.Logger.Warn("queue: " + err.Error())
+	}
+	var bounces []string
+	for _, env := range envs {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if all || env.Due(r.now()) {
+			bounces = append(bounces, r.process(ctx, env.ID)...)
+		}
+	}
+	for _, id := range bounces {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.process(ctx, id)
+	}
+	return nil
+}
+
+// Loop runs the queue at once and then every interval until ctx ends
+// (relaymail -q30m), trying each message when its retry time has come.
+func (r *Runner) Loop(ctx context.Context, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := r.Run(ctx, false); err != nil && ctx.Err() == nil {
+			r.Logger.Warn("queue run: " + err.Error())
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// process takes one message, tries it, and records the outcome. It
+// returns the ids of bounces it queued.
+func (r *Runner) process(ctx context.Context, id string) []string {
+	it, err := r.Queue.Lock(id)
+	if err != nil {
+		if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) {
+			r.Logger.Warn("queue: " + err.Error())
+		}
+		return nil
+	}
+	defer it.Unlock()
+	env := it.Env
+	start := r.now()
+
+	if age := start.Sub(env.Created); age > r.Config.Queue.MaxAge {
+		reason := fmt.Sprintf("not delivered within %s", r.Config.Queue.MaxAge)
+		if env.LastError != "" {
+			reason += "; last error: " + env.LastError
+		}
+		failed := make([]dsn.Recipient, len(env.Recipients))
+		for i, to := range env.Recipients {
+			failed[i] = dsn.Recipient{Addr: to, Action: "failed", Status: "4.4.7", DiagnosticCode: diagnostic(env.LastError)}
+		}
+		r.logLine(env, env.Recipients, "", "expired", 0, "", reason, start)
+		bounce := r.bounce(env, failed, "The message could not be delivered within "+r.Config.Queue.MaxAge.String()+".")
+		r.giveUp(it)
+		return bounce
+	}
+
+	content, size := it.Content()
+	renv := &relay.Envelope{From: env.Sender, To: env.Recipients, Size: size, EightBit: env.EightBit,
+		Notify: env.Notify, Ret: env.Ret, EnvID: env.EnvID}
+	host, res, err := r.send(ctx, renv, io.NewSectionReader(content, 0, size))
+	if err != nil {
+		f := classify(r.Config, err)
+		if f.Class != ErrRejected {
+			r.logLine(env, env.Recipients, host, "deferred", 0, "", f.Text, start, err)
+			r.deferred(it, env.Recipients, f.Text)
+			return nil
+		}
+		r.logLine(env, env.Recipients, host, "bounced", 0, "", f.Text, start, err)
+		var failed []dsn.Recipient
+		for _, to := range env.Recipients {
+			failed = append(failed, failure(to, host, err))
+		}
+		bounce := r.bounce(env, failed, "The mail server refused the message.")
+		r.giveUp(it)
+		return bounce
+	}
+
+	var remaining, lastErrs []string
+	var failed []dsn.Recipient
+	if accepted := res.Accepted(); len(accepted) > 0 {
+		code, enh, text := 0, "", ""
+		if res.Data != nil {
+			code, enh, text = res.Data.Code, res.Data.Enhanced, strings.Join(res.Data.Lines, " ")
+		}
+		r.logLine(env, accepted, host, "sent", code, enh, text, start)
+		env.Delivered = append(env.Delivered, accepted...)
+	}
+	for _, rr := range res.Recipients {
+		switch {
+		case rr.Err == nil:
+		case relay.Temporary(rr.Err):
+			remaining = append(remaining, rr.Addr)
+			lastErrs = append(lastErrs, recipientReason(rr))
+			r.logLine(env, []string{rr.Addr}, host, "deferred", 0, "", "", start, rr.Err)
+		default:
+			failed = append(failed, failure(rr.Addr, host, rr.Err))
+			r.logLine(env, []string{rr.Addr}, host, "bounced", 0, "", "", start, rr.Err)
+		}
+	}
+	var bounce []string
+	if len(failed) > 0 {
+		bounce = r.bounce(env, failed, "The mail server refused some recipients.")
+	}
+	switch {
+	case len(remaining) > 0:
+		r.deferred(it, remaining, strings.Join(lastErrs, "; "))
+	case len(failed) > 0:
+		r.giveUp(it) // keep a copy for the administrator
+	default:
+		if err := it.Remove(); err != nil {
+			r.Logger.Warn(fmt.Sprintf("queue: %s: %v", env.ID, err))
+		}
+	}
+	return bounce
+}
+
+// send delivers one message over the open session, opening one (the
+// smarthost, then each fallback after a temporary failure) when there is
+// none. A session that failed a transaction is not reused.
+func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (string, *relay.Result, error) {
+	if r.sess == nil {
+		var err error
+		for _, h := range Hosts(r.Config) {
+			r.sess, err = relay.Dial(ctx, h, relay.Options{LocalName: r.Config.Hostname, Trace: r.Trace})
+			if err == nil || !(relay.Temporary(err) || errors.Is(err, relay.ErrUnknownReply)) {
+				break
+			}
+		}
+		if err != nil {
+			r.sess = nil
+			return "", nil, err
+		}
+	}
+	host := hostName(r.sess.Host())
+	res, err := r.sess.Send(ctx, env, msg)
+	if err != nil {
+		r.closeSession()
+	}
+	return host, res, err
+}
+
+func (r *Runner) closeSession() {
+	if r.sess != nil {
+		r.sess.Quit()
+		r.sess = nil
+	}
+}
+
+// deferred records a failed attempt: the recipients still to do, when to
+// try next, and why.
+func (r *Runner) deferred(it *queue.Item, remaining []string, why string) {
+	env := it.Env
+	env.Recipients = remaining
+	env.Attempts++
+	env.LastError = why
+	env.NextAttempt = r.now().Add(queue.Backoff(env.Attempts, nil))
+	if err := it.Update(); err != nil {
+		r.Logger.Warn(fmt.Sprintf("queue: %s: %v", env.ID, err))
+	}
+}
+
+// giveUp moves the message to failed/, where the administrator can look
+// at it and send it again (relaymail --requeue ID).
+func (r *Runner) giveUp(it *queue.Item) {
+	if err := it.Fail(); err != nil {
+		r.Logger.Warn(fmt.Sprintf("queue: %s: %v", it.Env.ID, err))
+	}
+}
+
+// bounce queues a delivery status notification to env's sender and
+// returns its id. A message from the null sender is itself a bounce:
+// it is never bounced, so a bounce that fails cannot start a storm.
+func (r *Runner) bounce(env *queue.Envelope, failed []dsn.Recipient, reason string) []string {
+	if env.Sender == "" {
+		r.Logger.Info("", "id", env.ID, "status", "failed", "msg", "not bounced: the null sender")
+		return nil
+	}
+	report, err := dsn.Build(dsn.Report{
+		ReportingMTA: r.Config.Hostname,
+		From:         "MAILER-DAEMON@" + r.Config.Domain,
+		To:           env.Sender,
+		EnvID:        env.EnvID,
+		Arrival:      env.Created,
+		Recipients:   failed,
+		Reason:       reason,
+		Header:       env.Header,
+		Now:          r.now(),
+	})
+	if err != nil {
+		r.Logger.Warn(fmt.Sprintf("bounce for %s: %v", env.ID, err))
+		return nil
+	}
+	header, body := splitMessage(report)
+	b := &queue.Envelope{
+		Sender:     "",
+		Recipients: []string{env.Sender},
+		Created:    r.now(),
+		EightBit:   bytes.ContainsFunc(report, func(c rune) bool { return c >= 0x80 }),
+		Header:     header,
+	}
+	if err := r.Queue.Enqueue(b, bytes.NewReader(body)); err != nil {
+		r.Logger.Warn(fmt.Sprintf("bounce for %s: %v", env.ID, err))
+		return nil
+	}
+	r.Logger.Info("", "id", b.ID, "from", "", "to", env.Sender, "status", "queued", "msg", "delivery status notification for "+env.ID)
+	return []string{b.ID}
+}
+
+// splitMessage splits a message after the blank line that ends its header.
+func splitMessage(m []byte) (header, body []byte) {
+	for _, sep := range [][]byte{[]byte("\r\n\r\n"), []byte("\n\n")} {
+		if i := bytes.Index(m, sep); i >= 0 {
+			return m[:i+len(sep)], m[i+len(sep):]
+		}
+	}
+	return m, nil
+}
+
+// failure describes a recipient refused for good, for the DSN.
+func failure(addr, host string, err error) dsn.Recipient {
+	d := dsn.Recipient{Addr: addr, Action: "failed", Status: "5.0.0", DiagnosticCode: diagnostic(strings.TrimPrefix(err.Error(), "relay: "))}
+	var e *relay.Error
+	if errors.As(err, &e) {
+		d.Status = dsn.StatusFor(e.Code, e.Enhanced)
+		if e.Code != 0 {
+			d.DiagnosticCode = fmt.Sprintf("smtp; %d %s", e.Code, strings.TrimSpace(e.Enhanced+" "+strings.Join(e.Lines, " ")))
+		}
+	}
+	if host != "" {
+		d.RemoteMTA = "dns; " + strings.Split(host, ":")[0]
+	}
+	return d
+}
+
+func diagnostic(text string) string {
+	if text == "" {
+		return ""
+	}
+	return "X-relaymail; " + text
+}
+
+// logLine writes one SPEC §8 line about env; err, when given, supplies
+// the code and text.
+func (r *Runner) logLine(env *queue.Envelope, to []string, host, status string, code int, enh, text string, start time.Time, err ...error) {
+	if len(err) > 0 && err[0] != nil {
+		code, enh, text = replyFields(err[0])
+	}
+	attrs := []any{"id", env.ID, "from", env.Sender, "to", strings.Join(to, ",")}
+	if host != "" {
+		attrs = append(attrs, "relay", host)
+	}
+	if r.sess != nil {
+		if st, ok := r.sess.TLSState(); ok {
+			attrs = append(attrs, "tls", tlsName(&st))
+		} else {
+			attrs = append(attrs, "tls", "none")
+		}
+	}
+	attrs = append(attrs, "status", status)
+	if code != 0 {
+		attrs = append(attrs, "code", code)
+	}
+	if enh != "" {
+		attrs = append(attrs, "dsn", enh)
+	}
+	if text != "" {
+		attrs = append(attrs, "msg", text)
+	}
+	attrs = append(attrs, "size", env.Size(), "delay", r.now().Sub(env.Created).Round(time.Millisecond).String(),
+		"attempts", env.Attempts+1)
+	r.Logger.Info("", attrs...)
+}
