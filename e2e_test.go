@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -282,7 +283,8 @@ func TestCapturedCallers(t *testing.T) {
 	for _, c := range loadCaptures(t) {
 		t.Run(c.name, func(t *testing.T) {
 			if isSMTPPersonality(c.argv) {
-				t.Skip("-bs is the SMTP personality (issue 5)")
+				// The client's side of the captured dialogue, replayed.
+				c.stdin = transcriptInput(t, c)
 			}
 			h := newHarness(t, smtptest.Options{}, "", "")
 			var res result
@@ -304,6 +306,33 @@ func TestCapturedCallers(t *testing.T) {
 	}
 }
 
+// transcriptInput rebuilds what a -bs caller wrote: the C: lines of
+// smtp-transcript.txt, with the captured DATA payload in its place.
+func transcriptInput(t *testing.T, c capture) []byte {
+	t.Helper()
+	text, err := os.ReadFile(filepath.Join(capturesDir, c.name, "smtp-transcript.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	for _, line := range strings.Split(string(text), "\n") {
+		rest, ok := strings.CutPrefix(line, "C: ")
+		switch {
+		case !ok:
+		case strings.HasPrefix(rest, "(DATA "):
+			in.Write(c.stdin) // still dot-stuffed, as captured
+			in.WriteString(".\r\n")
+		default:
+			cmd, err := strconv.Unquote(rest)
+			if err != nil {
+				t.Fatalf("transcript line %q: %v", line, err)
+			}
+			in.WriteString(cmd)
+		}
+	}
+	return in.Bytes()
+}
+
 func isSMTPPersonality(argv []string) bool {
 	for _, a := range argv[1:] {
 		if a == "-bs" {
@@ -318,7 +347,7 @@ func isSMTPPersonality(argv []string) bool {
 func describe(res result, msgs []smtptest.Message, input []byte) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "exit: %d\n", res.code)
-	fmt.Fprintf(&b, "stdout: %q\n", res.stdout)
+	fmt.Fprintf(&b, "stdout: %q\n", queueIDs.ReplaceAllString(res.stdout, "queued as <id>"))
 	fmt.Fprintf(&b, "stderr: %q\n", res.stderr)
 	for i, m := range msgs {
 		fmt.Fprintf(&b, "--- message %d\n", i+1)
@@ -361,6 +390,7 @@ func mailParams(m smtptest.Message) string {
 }
 
 var (
+	queueIDs = regexp.MustCompile(`queued as [0-9A-Z]+`)
 	dateLine = regexp.MustCompile(`(?m)^Date: [^\r\n]*\r\n`)
 	msgIDRe  = regexp.MustCompile(`(?m)^Message-ID: <[^@>]+@relaymail\.test>\r\n`)
 )

@@ -79,8 +79,12 @@ func (inv *invocation) run(ctx context.Context) error {
 		return inv.runQueue(ctx)
 	case sendmail.ModeRequeue, sendmail.ModeDelete:
 		return inv.administer()
+	case sendmail.ModeSMTP:
+		return inv.speakSMTP(ctx)
+	case sendmail.ModeDaemon:
+		return inv.daemon(ctx)
 	default:
-		return fmt.Errorf("%w: -bs and -bd are not implemented yet", sendmail.ErrUsage)
+		return fmt.Errorf("%w: mode %v is not supported", sendmail.ErrUsage, inv.opts.Mode)
 	}
 }
 

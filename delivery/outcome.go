@@ -1,6 +1,10 @@
 package delivery
 
-import "errors"
+import (
+	"errors"
+
+	"relaymail/relay"
+)
 
 // The outcome classes of SPEC §6 that are about delivery. main maps each
 // to its exit status; Failure carries the one line the caller sees.
@@ -22,10 +26,15 @@ var (
 )
 
 // Failure is a delivery outcome other than success: its class is one of
-// the sentinels above, its text the single line SPEC §6 promises.
+// the sentinels above, its text the single line SPEC §6 promises. The
+// SMTP personality also needs the server's own words: Cause is the error
+// that stopped the whole message, Refused the recipients refused for good.
 type Failure struct {
-	Class error
-	Text  string
+	Class   error
+	Text    string
+	Cause   error
+	Refused []relay.RecipientResult
+	Sent    int // recipients that have the message or will get it from the queue
 }
 
 func (f *Failure) Error() string { return f.Text }

@@ -330,3 +330,18 @@ func (r *Runner) logLine(env *queue.Envelope, to []string, host, status string, 
 		"attempts", env.Attempts+1)
 	r.Logger.Info("", attrs...)
 }
+
+// Bounce tells env's sender that refused did not get the message, with a
+// delivery status notification queued and tried at once. The SMTP
+// personality needs it: by the time the smarthost refuses a recipient,
+// relaymail has already told its own client that it took the message.
+func (r *Runner) Bounce(ctx context.Context, env *queue.Envelope, refused []relay.RecipientResult, host string) {
+	failed := make([]dsn.Recipient, len(refused))
+	for i, rr := range refused {
+		failed[i] = failure(rr.Addr, host, rr.Err)
+	}
+	for _, id := range r.bounce(env, failed, "The mail server refused some recipients.") {
+		r.process(ctx, id)
+	}
+	r.closeSession()
+}

@@ -97,7 +97,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 	start := now
 	refused := append([]string(nil), msg.Invalid...) // "<addr>: reason" per recipient refused for good
 	if len(msg.Recipients) == 0 {
-		return &Failure{ErrRecipientsRefused, "no valid recipient: " + strings.Join(refused, "; ")}
+		return &Failure{Class: ErrRecipientsRefused, Text: "no valid recipient: " + strings.Join(refused, "; ")}
 	}
 	mode := cfg.Queue.Mode
 	if o.QueueOnly {
@@ -105,15 +105,15 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 	}
 	if mode == config.QueueAlways {
 		if err := enqueue(msg, o, msg.Recipients, nil, 0, ""); err != nil {
-			return keep(msg, o, now, &Failure{ErrTemporary, "could not queue the message: " + err.Error()})
+			return keep(msg, o, now, &Failure{Class: ErrTemporary, Text: "could not queue the message: " + err.Error()})
 		}
 		logQueued(o.Logger, msg, msg.Recipients, o.now().Sub(start))
-		return refusal(refused, 0, len(msg.Recipients))
+		return refusal(refused, nil, 0, len(msg.Recipients))
 	}
 
 	final, failed, err := relay.Deliver(ctx, Hosts(cfg), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
 		Envelope(msg), msg.Content(), msg.Size())
-	var deferred []relay.RecipientResult
+	var deferred, refusedRes []relay.RecipientResult
 	var accepted []string
 	if err == nil {
 		accepted = final.Result.Accepted()
@@ -124,6 +124,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 				deferred = append(deferred, r)
 			default:
 				refused = append(refused, recipientReason(r))
+				refusedRes = append(refusedRes, r)
 			}
 		}
 	}
@@ -168,14 +169,14 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		if len(refused) > 0 {
 			text += "; refused " + strings.Join(refused, "; ")
 		}
-		return keep(msg, o, now, &Failure{ErrTemporary, text + othersText(len(accepted))})
+		return keep(msg, o, now, &Failure{Class: ErrTemporary, Text: text + othersText(len(accepted))})
 	}
-	return refusal(refused, len(accepted), len(deferred))
+	return refusal(refused, refusedRes, len(accepted), len(deferred))
 }
 
 // refusal is the 67 outcome when any recipient was refused for good;
 // delivered and queued count the others.
-func refusal(refused []string, delivered, queued int) error {
+func refusal(refused []string, results []relay.RecipientResult, delivered, queued int) error {
 	if len(refused) == 0 {
 		return nil
 	}
@@ -183,7 +184,7 @@ func refusal(refused []string, delivered, queued int) error {
 	if queued > 0 {
 		text += fmt.Sprintf("; queued for %d", queued)
 	}
-	return &Failure{ErrRecipientsRefused, text}
+	return &Failure{Class: ErrRecipientsRefused, Text: text, Refused: results, Sent: delivered + queued}
 }
 
 func addrs(rs []relay.RecipientResult) []string {
@@ -210,18 +211,17 @@ func reasons(rs []relay.RecipientResult) string {
 // it without the message being lost).
 func classify(cfg *config.Config, err error) *Failure {
 	never := cfg.Queue.Mode == config.QueueNever
-	text := strings.TrimPrefix(err.Error(), "relay: ")
+	f := &Failure{Class: ErrRejected, Text: strings.TrimPrefix(err.Error(), "relay: "), Cause: err}
 	switch {
 	case never && errors.Is(err, relay.ErrAuth):
-		return &Failure{ErrAuth, text}
+		f.Class = ErrAuth
 	case never && errors.Is(err, relay.ErrUnknownReply):
-		return &Failure{ErrProtocol, text}
+		f.Class = ErrProtocol
 	case relay.Temporary(err), errors.Is(err, relay.ErrAuth), errors.Is(err, relay.ErrUnknownReply),
 		errors.Is(err, config.ErrConfig):
-		return &Failure{ErrTemporary, text}
-	default:
-		return &Failure{ErrRejected, text}
+		f.Class = ErrTemporary
 	}
+	return f
 }
 
 // keep saves msg where its owner can find it and adds where to f's text.
