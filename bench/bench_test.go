@@ -188,6 +188,16 @@ func writeConfig(dir, name, text string) (string, error) {
 }
 
 func relaymailArgv(dir string, sh smarthost, rcpts []string) ([]string, error) {
+	cfg, err := writeConfig(dir, "relaymail.toml", relaymailConfig(sh, "mode = \"never\"\n"))
+	if err != nil {
+		return nil, err
+	}
+	return append([]string{env.relaymail, "-C", cfg, "-i"}, rcpts...), nil
+}
+
+// relaymailConfig is relaymail's config for sh, with queueTable as the
+// body of its [queue] table.
+func relaymailConfig(sh smarthost, queueTable string) string {
 	var c strings.Builder
 	fmt.Fprintf(&c, "hostname = %q\ndomain = %q\nfrom = %q\nlog = \"none\"\n\n",
 		"bench.local", "example.com", benchFrom)
@@ -202,12 +212,8 @@ func relaymailArgv(dir string, sh smarthost, rcpts []string) ([]string, error) {
 	} else {
 		c.WriteString("auth = \"none\"\n")
 	}
-	c.WriteString("\n[queue]\nmode = \"never\"\n")
-	cfg, err := writeConfig(dir, "relaymail.toml", c.String())
-	if err != nil {
-		return nil, err
-	}
-	return append([]string{env.relaymail, "-C", cfg, "-i"}, rcpts...), nil
+	c.WriteString("\n[queue]\n" + queueTable)
+	return c.String()
 }
 
 func msmtpArgv(dir string, sh smarthost, rcpts []string) ([]string, error) {
