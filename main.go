@@ -55,6 +55,7 @@ var exitCodes = []struct {
 	{delivery.ErrRecipientsRefused, exitNoUser},
 	{delivery.ErrRejected, exitUnavailable},
 	{delivery.ErrTemporary, exitTempFail},
+	{sendmail.ErrStorage, exitTempFail},
 	{delivery.ErrProtocol, exitProtocol},
 	{delivery.ErrAuth, exitNoPerm},
 	{errNotAllowed, exitNoPerm},

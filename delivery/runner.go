@@ -106,7 +106,7 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 		}
 		failed := make([]dsn.Recipient, len(env.Recipients))
 		for i, to := range env.Recipients {
-			failed[i] = dsn.Recipient{Addr: to, Action: "failed", Status: "4.4.7", DiagnosticCode: diagnostic(env.LastError)}
+			failed[i] = dsn.Recipient{Addr: to, Action: "failed", Status: "5.4.7", DiagnosticCode: diagnostic(env.LastError)}
 		}
 		r.logLine(env, env.Recipients, "", "expired", 0, "", reason, start)
 		bounce := r.bounce(env, failed, "The message could not be delivered within "+r.Config.Queue.MaxAge.String()+".")

@@ -1,7 +1,6 @@
 package sendmail
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -26,13 +25,20 @@ type SpillFile interface {
 // Spool holds a message's body while relaymail works on it: in memory up
 // to a limit, then in a SpillFile, so that memory does not grow with the
 // message. It is written once, then read any number of times with ReadAt.
+//
+// A spill file that fails (the queue's filesystem is full) is replaced
+// by a temporary file holding everything written so far, so that stdin,
+// which cannot be read twice, is never lost on the way in: the message
+// can still go out now, or to dead.letter.
 type Spool struct {
 	limit    int
 	newSpill func() (SpillFile, error)
-	mem      []byte
-	file     SpillFile
-	buf      *bufio.Writer // in front of file: intake writes line by line
+	mem      []byte    // the content, while in memory
+	file     SpillFile // the content, once spilled: written octets, then pending
+	pending  []byte    // octets not yet written to file (the intake writes line by line)
+	written  int64     // octets safely in file
 	size     int64
+	rescued  bool // file is already the fallback
 }
 
 // NewSpool returns an empty spool that moves to newSpill() once it holds
@@ -58,57 +64,92 @@ func TempSpill() (SpillFile, error) {
 	return f, nil
 }
 
-// Write appends p.
-func (s *Spool) Write(p []byte) (int, error) {
-	if s.file == nil && len(s.mem)+len(p) > s.limit {
-		if err := s.spill(); err != nil {
-			return 0, err
-		}
-	}
-	if s.file != nil {
-		n, err := s.buf.Write(p)
-		s.size += int64(n)
-		return n, err
-	}
-	s.mem = append(s.mem, p...)
-	s.size += int64(len(p))
-	return len(p), nil
-}
-
-func (s *Spool) spill() error {
-	f, err := s.newSpill()
-	if err != nil {
-		return fmt.Errorf("spool: %w", err)
-	}
-	if _, err := f.Write(s.mem); err != nil {
-		f.Close()
-		return fmt.Errorf("spool: %w", err)
-	}
-	s.file, s.mem = f, nil
-	s.buf = bufio.NewWriterSize(f, spillBuffer)
-	return nil
-}
+// ErrStorage marks a message relaymail could not store while reading it
+// (no space, no temporary directory): nothing was accepted (exit 75).
+var ErrStorage = errors.New("cannot store the message")
 
 // spillBuffer batches the intake's line-sized writes into few system
 // calls once the content lives in a file.
 const spillBuffer = 64 << 10
 
-// Flush writes out what is buffered for the spill file. ReadAt does it
-// by itself; a caller handing the file on (to the queue) calls it first.
-func (s *Spool) Flush() error {
-	if s.buf == nil {
-		return nil
+// Write appends p.
+func (s *Spool) Write(p []byte) (int, error) {
+	if s.file == nil {
+		if len(s.mem)+len(p) <= s.limit {
+			s.mem = append(s.mem, p...)
+			s.size += int64(len(p))
+			return len(p), nil
+		}
+		if err := s.spill(); err != nil {
+			return 0, err
+		}
 	}
-	return s.buf.Flush()
+	s.pending = append(s.pending, p...)
+	s.size += int64(len(p))
+	if len(s.pending) >= spillBuffer {
+		if err := s.Flush(); err != nil {
+			return len(p), err
+		}
+	}
+	return len(p), nil
+}
+
+// spill moves the content to a spill file; the memory content becomes
+// the first pending write.
+func (s *Spool) spill() error {
+	f, err := s.newSpill()
+	if err != nil {
+		if f, err = TempSpill(); err != nil {
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		s.rescued = true
+	}
+	s.file, s.pending, s.mem = f, s.mem, nil
+	return nil
+}
+
+// Flush writes out what is pending for the spill file. ReadAt does it by
+// itself; a caller handing the file on (to the queue) calls it first.
+func (s *Spool) Flush() error {
+	for s.file != nil && len(s.pending) > 0 {
+		n, err := s.file.Write(s.pending)
+		s.written += int64(n)
+		s.pending = s.pending[n:]
+		if err == nil {
+			break
+		}
+		if err := s.rescue(err); err != nil {
+			return err
+		}
+	}
+	s.pending = s.pending[:0]
+	return nil
+}
+
+// rescue replaces a failing spill file with a temporary one holding what
+// was written to it; pending stays pending.
+func (s *Spool) rescue(cause error) error {
+	if s.rescued {
+		return fmt.Errorf("%w: %v", ErrStorage, cause)
+	}
+	f, err := TempSpill()
+	if err != nil {
+		return fmt.Errorf("%w: %v (and no temporary file: %v)", ErrStorage, cause, err)
+	}
+	if _, err := io.Copy(f, io.NewSectionReader(s.file, 0, s.written)); err != nil {
+		f.Close()
+		return fmt.Errorf("%w: %v (and copying to a temporary file: %v)", ErrStorage, cause, err)
+	}
+	s.file.Close()
+	s.file, s.rescued = f, true
+	return nil
 }
 
 // ReadAt reads the spooled content at off.
 func (s *Spool) ReadAt(p []byte, off int64) (int, error) {
 	if s.file != nil {
-		if s.buf.Buffered() > 0 {
-			if err := s.buf.Flush(); err != nil {
-				return 0, err
-			}
+		if err := s.Flush(); err != nil {
+			return 0, err
 		}
 		return s.file.ReadAt(p, off)
 	}
@@ -133,7 +174,7 @@ func (s *Spool) Spilled() SpillFile { return s.file }
 // Bytes returns the content while it is in memory, nil once spilled.
 func (s *Spool) Bytes() []byte { return s.mem }
 
-// Close releases the temporary file, if any.
+// Close releases the spill file, if any.
 func (s *Spool) Close() error {
 	if s.file == nil {
 		return nil

@@ -53,10 +53,54 @@ func TestSpool(t *testing.T) {
 	}
 }
 
-func TestSpoolSpillError(t *testing.T) {
-	s := NewSpool(2, func() (SpillFile, error) { return nil, errors.New("disk full") })
-	if _, err := s.Write([]byte("abc")); err == nil || !strings.Contains(err.Error(), "disk full") {
-		t.Errorf("err = %v, want the spill error", err)
+// fullFile is a spill file on a disk that fills up after room octets:
+// the write that crosses the limit is short, as write(2) is.
+type fullFile struct {
+	data []byte
+	room int
+}
+
+func (f *fullFile) Write(p []byte) (int, error) {
+	n := min(len(p), f.room-len(f.data))
+	f.data = append(f.data, p[:n]...)
+	if n < len(p) {
+		return n, errors.New("no space left on device")
+	}
+	return n, nil
+}
+func (f *fullFile) ReadAt(p []byte, off int64) (int, error) {
+	return bytes.NewReader(f.data).ReadAt(p, off)
+}
+func (f *fullFile) Close() error { return nil }
+
+// TestSpoolRescue: a spill file that cannot be created, or fills up, is
+// replaced by a temporary file holding everything: stdin is never lost.
+func TestSpoolRescue(t *testing.T) {
+	content := strings.Repeat("a line of the message body\n", 20000) // 540 kB
+	for _, tt := range []struct {
+		name  string
+		spill func() (SpillFile, error)
+	}{
+		{"cannot create", func() (SpillFile, error) { return nil, errors.New("read-only file system") }},
+		{"full at once", func() (SpillFile, error) { return &fullFile{room: 0}, nil }},
+		{"full after 100 kB", func() (SpillFile, error) { return &fullFile{room: 100_000}, nil }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewSpool(1000, tt.spill)
+			defer s.Close()
+			for _, line := range strings.SplitAfter(content, "\n") {
+				if _, err := s.Write([]byte(line)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size()))
+			if err != nil || string(got) != content {
+				t.Fatalf("content differs (%d of %d bytes, %v)", len(got), len(content), err)
+			}
+			if _, ok := s.Spilled().(*fullFile); ok {
+				t.Error("still on the full file")
+			}
+		})
 	}
 }
 
