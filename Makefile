@@ -1,7 +1,8 @@
 # relaymail: a sendmail that relays through one smarthost.
 #   make demo     build relaymail and watch it relay a cron-style message
 #                 through a throwaway local SMTP server
-#   make test     every test (vet, race detector, shuffled order)
+#   make test     every test (vet, race detector, shuffled order); as root
+#                 also the Debian package: built, installed, checked, purged
 #   make fuzz     each fuzz target for FUZZTIME
 #   make bench    round trips, throughput and memory side by side with msmtp
 
@@ -22,6 +23,11 @@ demo:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 ./...
+	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PACKAGE" ]; then \
+	  bash packaging/test-deb; \
+	else \
+	  echo "make test: packaging/test-deb skipped (needs root; RELAYMAIL_SKIP_PACKAGE unset)"; \
+	fi
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
