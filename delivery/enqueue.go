@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"relaymail/queue"
@@ -83,6 +82,5 @@ func keepFailed(msg *sendmail.Message, o Options, now time.Time, f *Failure) err
 
 // logQueued is the log line of a message queued without an attempt.
 func logQueued(log *slog.Logger, msg *sendmail.Message, to []string, delay time.Duration) {
-	log.Info("", "id", msg.ID, "from", msg.Sender, "to", strings.Join(to, ","), "status", "queued",
-		"size", msg.Size(), "delay", delay.Round(time.Millisecond).String())
+	logLine{id: msg.ID, from: msg.Sender, to: to, status: "queued", size: msg.Size(), delay: delay}.write(log)
 }

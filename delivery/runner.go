@@ -97,9 +97,8 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 	}
 	defer it.Unlock()
 	env := it.Env
-	start := r.now()
 
-	if age := start.Sub(env.Created); age > r.Config.Queue.MaxAge {
+	if r.now().Sub(env.Created) > r.Config.Queue.MaxAge {
 		reason := fmt.Sprintf("not delivered within %s", r.Config.Queue.MaxAge)
 		if env.LastError != "" {
 			reason += "; last error: " + env.LastError
@@ -108,7 +107,9 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 		for i, to := range env.Recipients {
 			failed[i] = dsn.Recipient{Addr: to, Action: "failed", Status: "5.4.7", DiagnosticCode: diagnostic(env.LastError)}
 		}
-		r.logLine(env, env.Recipients, "", "expired", 0, "", reason, start)
+		l := r.logLine(env, env.Recipients, "", "expired")
+		l.msg = reason
+		l.write(r.Logger)
 		bounce := r.bounce(env, failed, "The message could not be delivered within "+r.Config.Queue.MaxAge.String()+".")
 		r.giveUp(it)
 		return bounce
@@ -121,11 +122,11 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 	if err != nil {
 		f := classify(r.Config, err)
 		if f.Class != ErrRejected {
-			r.logLine(env, env.Recipients, host, "deferred", 0, "", f.Text, start, err)
+			r.logLine(env, env.Recipients, host, "deferred").reply(err).write(r.Logger)
 			r.deferred(it, env.Recipients, f.Text)
 			return nil
 		}
-		r.logLine(env, env.Recipients, host, "bounced", 0, "", f.Text, start, err)
+		r.logLine(env, env.Recipients, host, "bounced").reply(err).write(r.Logger)
 		var failed []dsn.Recipient
 		for _, to := range env.Recipients {
 			failed = append(failed, failure(to, host, err))
@@ -142,7 +143,9 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 		if res.Data != nil {
 			code, enh, text = res.Data.Code, res.Data.Enhanced, strings.Join(res.Data.Lines, " ")
 		}
-		r.logLine(env, accepted, host, "sent", code, enh, text, start)
+		l := r.logLine(env, accepted, host, "sent")
+		l.code, l.dsn, l.msg = code, enh, text
+		l.write(r.Logger)
 		env.Delivered = append(env.Delivered, accepted...)
 	}
 	for _, rr := range res.Recipients {
@@ -151,10 +154,10 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 		case relay.Temporary(rr.Err):
 			remaining = append(remaining, rr.Addr)
 			lastErrs = append(lastErrs, recipientReason(rr))
-			r.logLine(env, []string{rr.Addr}, host, "deferred", 0, "", "", start, rr.Err)
+			r.logLine(env, []string{rr.Addr}, host, "deferred").reply(rr.Err).write(r.Logger)
 		default:
 			failed = append(failed, failure(rr.Addr, host, rr.Err))
-			r.logLine(env, []string{rr.Addr}, host, "bounced", 0, "", "", start, rr.Err)
+			r.logLine(env, []string{rr.Addr}, host, "bounced").reply(rr.Err).write(r.Logger)
 		}
 	}
 	var bounce []string
@@ -299,36 +302,19 @@ func diagnostic(text string) string {
 	return "X-relaymail; " + text
 }
 
-// logLine writes one SPEC §8 line about env; err, when given, supplies
-// the code and text.
-func (r *Runner) logLine(env *queue.Envelope, to []string, host, status string, code int, enh, text string, start time.Time, err ...error) {
-	if len(err) > 0 && err[0] != nil {
-		code, enh, text = replyFields(err[0])
-	}
-	attrs := []any{"id", env.ID, "from", env.Sender, "to", strings.Join(to, ",")}
-	if host != "" {
-		attrs = append(attrs, "relay", host)
-	}
+// logLine starts the SPEC §8 line about env for an attempt at host
+// (empty when there was none).
+func (r *Runner) logLine(env *queue.Envelope, to []string, host, status string) logLine {
+	l := logLine{id: env.ID, from: env.Sender, to: to, relay: host, status: status, size: env.Size(),
+		delay: r.now().Sub(env.Created), attempts: env.Attempts + 1}
 	if r.sess != nil {
-		if st, ok := r.sess.TLSState(); ok {
-			attrs = append(attrs, "tls", tlsName(&st))
-		} else {
-			attrs = append(attrs, "tls", "none")
+		st, ok := r.sess.TLSState()
+		l.tls = "none"
+		if ok {
+			l.tls = tlsName(&st)
 		}
 	}
-	attrs = append(attrs, "status", status)
-	if code != 0 {
-		attrs = append(attrs, "code", code)
-	}
-	if enh != "" {
-		attrs = append(attrs, "dsn", enh)
-	}
-	if text != "" {
-		attrs = append(attrs, "msg", text)
-	}
-	attrs = append(attrs, "size", env.Size(), "delay", r.now().Sub(env.Created).Round(time.Millisecond).String(),
-		"attempts", env.Attempts+1)
-	r.Logger.Info("", attrs...)
+	return l
 }
 
 // Bounce tells env's sender that refused did not get the message, with a

@@ -262,39 +262,18 @@ func hostName(h relay.Host) string {
 // logAttempt writes the SPEC §8 lines for one attempt: one per group of
 // recipients that shared an outcome.
 func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay time.Duration, queued bool) {
-	base := []any{
-		"id", msg.ID,
-		"from", msg.Sender,
-	}
-	tail := []any{
-		"relay", hostName(a.Host),
-		"tls", tlsName(a.TLS),
-	}
-	emit := func(to []string, status string, code int, dsn, text string) {
-		attrs := append(append(append([]any{}, base...), "to", strings.Join(to, ",")), tail...)
-		attrs = append(attrs, "status", status)
-		if code != 0 {
-			attrs = append(attrs, "code", code)
-		}
-		if dsn != "" {
-			attrs = append(attrs, "dsn", dsn)
-		}
-		if text != "" {
-			attrs = append(attrs, "msg", text)
-		}
-		attrs = append(attrs, "size", msg.Size(), "delay", delay.Round(time.Millisecond).String())
-		log.Info("", attrs...)
-	}
+	line := logLine{id: msg.ID, from: msg.Sender, relay: hostName(a.Host), tls: tlsName(a.TLS),
+		size: msg.Size(), delay: delay}
 	if a.Err != nil {
-		status := "failed"
+		line.status = "failed"
 		if relay.Temporary(a.Err) {
-			status = "deferred"
+			line.status = "deferred"
 		}
 		if queued {
-			status = "queued"
+			line.status = "queued"
 		}
-		code, dsn, text := replyFields(a.Err)
-		emit(msg.Recipients, status, code, dsn, text)
+		line.to = msg.Recipients
+		line.reply(a.Err).write(log)
 		return
 	}
 	var sent []string
@@ -303,22 +282,22 @@ func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay 
 			sent = append(sent, r.Addr)
 			continue
 		}
-		status := "bounced"
+		l := line
+		l.to, l.status = []string{r.Addr}, "bounced"
 		if relay.Temporary(r.Err) {
-			status = "deferred"
+			l.status = "deferred"
 			if queued {
-				status = "queued"
+				l.status = "queued"
 			}
 		}
-		code, dsn, text := replyFields(r.Err)
-		emit([]string{r.Addr}, status, code, dsn, text)
+		l.reply(r.Err).write(log)
 	}
 	if len(sent) > 0 {
-		code, dsn, text := 0, "", ""
+		line.to, line.status = sent, "sent"
 		if d := a.Result.Data; d != nil {
-			code, dsn, text = d.Code, d.Enhanced, strings.Join(d.Lines, " ")
+			line.code, line.dsn, line.msg = d.Code, d.Enhanced, strings.Join(d.Lines, " ")
 		}
-		emit(sent, "sent", code, dsn, text)
+		line.write(log)
 	}
 }
 

@@ -72,7 +72,7 @@ func (q *Queue) Lock(id string) (*Item, error) {
 // body, as one stream read straight from the file (no copy), and its
 // size. It follows it.Env.Header, so call it after changing the header.
 func (it *Item) Content() (io.ReaderAt, int64) {
-	return concatReaderAt{it.Env.Header, it.body}, it.Env.Size()
+	return Content(it.Env.Header, it.body), it.Env.Size()
 }
 
 func (it *Item) usable() error {
@@ -162,7 +162,11 @@ func (it *Item) Unlock() error {
 	return nil
 }
 
-// concatReaderAt presents a header block and a body as one io.ReaderAt.
+// Content presents a message kept as a header block and a body (in the
+// queue, or spooled while relaymail reads it) as one io.ReaderAt, so it
+// can be sent, sent again to a fallback or saved without being copied.
+func Content(head []byte, body io.ReaderAt) io.ReaderAt { return concatReaderAt{head, body} }
+
 type concatReaderAt struct {
 	head []byte
 	body io.ReaderAt

@@ -43,7 +43,7 @@ func (m *Message) Body() *Spool { return m.body }
 
 // Content returns the message as it will be sent, readable any number of
 // times from any offset.
-func (m *Message) Content() io.ReaderAt { return concatReaderAt{m.head, m.body} }
+func (m *Message) Content() io.ReaderAt { return queue.Content(m.head, m.body) }
 
 // Size is the length of Content in octets.
 func (m *Message) Size() int64 { return int64(len(m.head)) + m.body.Size() }

@@ -183,29 +183,3 @@ func (s *Spool) Close() error {
 	s.file = nil
 	return err
 }
-
-// concatReaderAt presents a header block and a spooled body as one
-// io.ReaderAt, so the message can be sent, resent to a fallback host or
-// saved without ever being copied whole.
-type concatReaderAt struct {
-	head []byte
-	body io.ReaderAt
-}
-
-func (c concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("spool: negative offset")
-	}
-	n := 0
-	if off < int64(len(c.head)) {
-		n = copy(p, c.head[off:])
-		if n == len(p) {
-			return n, nil
-		}
-		off = 0
-	} else {
-		off -= int64(len(c.head))
-	}
-	m, err := c.body.ReadAt(p[n:], off)
-	return n + m, err
-}

@@ -103,18 +103,3 @@ func TestSpoolRescue(t *testing.T) {
 		})
 	}
 }
-
-func TestConcatReaderAt(t *testing.T) {
-	c := concatReaderAt{head: []byte("Head: 1\n\n"), body: strings.NewReader("body\n")}
-	all, err := io.ReadAll(io.NewSectionReader(c, 0, 14))
-	if err != nil || string(all) != "Head: 1\n\nbody\n" {
-		t.Fatalf("got %q, %v", all, err)
-	}
-	for off := int64(0); off < 14; off++ {
-		p := make([]byte, 3)
-		n, _ := c.ReadAt(p, off)
-		if want := string(all[off:min(off+3, 14)]); string(p[:n]) != want {
-			t.Errorf("ReadAt(%d) = %q, want %q", off, p[:n], want)
-		}
-	}
-}
