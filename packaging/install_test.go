@@ -569,10 +569,7 @@ func TestQueuedMessagePrivate(t *testing.T) {
 		}
 	}
 	if len(queued) == 0 {
-		if len(s.Messages()) > 0 {
-			t.Skip(`the queue is not implemented yet (issue 4): mode = "always" delivered at once`)
-		}
-		t.Fatalf(`mode = "always" neither queued nor delivered: %s`, r)
+		t.Fatalf(`mode = "always" did not queue (%d delivered at once): %s`, len(s.Messages()), r)
 	}
 	for _, f := range queued {
 		st, err := os.Stat(f)
@@ -651,9 +648,6 @@ func TestSMTPPersonalityAsWWWData(t *testing.T) {
 		"QUIT\r\n"
 	r := runAs(t, www, nil, dialogue, sendmailPath, "-bs")
 	t.Logf("%s", r)
-	if r.code == 64 && strings.Contains(r.stderr, "not implemented") {
-		t.Skip("-bs is not implemented yet (issue 5)")
-	}
 	if r.code != 0 || !strings.Contains(r.stdout, "221") {
 		t.Fatalf("sendmail -bs as www-data: %s", r)
 	}
