@@ -188,7 +188,11 @@ func writeConfig(dir, name, text string) (string, error) {
 }
 
 func relaymailArgv(dir string, sh smarthost, rcpts []string) ([]string, error) {
-	cfg, err := writeConfig(dir, "relaymail.toml", relaymailConfig(sh, "mode = \"never\"\n"))
+	// Even with mode "never", relaymail opens the queue directory and
+	// spills large bodies into it: keep it in the work dir, never the
+	// system spool (/var/spool/relaymail).
+	queueTable := fmt.Sprintf("mode = \"never\"\ndir = %q\n", filepath.Join(dir, "spool-never"))
+	cfg, err := writeConfig(dir, "relaymail.toml", relaymailConfig(sh, queueTable))
 	if err != nil {
 		return nil, err
 	}
