@@ -100,12 +100,16 @@ func (inv *invocation) deliver(ctx context.Context) error {
 	caller := sendmail.LookupCaller()
 	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.opts.QueueOnly}
 	acceptor := &sendmail.Acceptor{Config: inv.cfg, Caller: caller}
-	if !inv.opts.DryRun {
-		o.Queue, o.QueueErr = inv.openQueue()
-		if o.Queue != nil {
-			// A big body is spooled into the queue's filesystem: if it
-			// ends up queued, it is linked into place, not copied.
-			acceptor.Spill = func() (sendmail.SpillFile, error) { return o.Queue.NewBody() }
+	o.OpenQueue = inv.openQueue
+	if !inv.opts.DryRun && (inv.cfg.Queue.Mode != config.QueueNever || inv.opts.QueueOnly) {
+		// A big body is spooled into the queue's filesystem: if it ends
+		// up queued, it is linked into place, not copied. With the queue
+		// off, it is opened only to keep a refused message in failed/.
+		if q, err := inv.openQueue(); err == nil {
+			o.Queue = q
+			acceptor.Spill = func() (sendmail.SpillFile, error) { return q.NewBody() }
+		} else {
+			o.QueueErr = err
 		}
 	}
 	msg, err := acceptor.Accept(inv.stdin, inv.opts)

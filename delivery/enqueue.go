@@ -2,7 +2,6 @@ package delivery
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,12 +18,10 @@ import (
 // When the body was spooled into the queue's filesystem (Acceptor.Spill
 // = Queue.NewBody), it is linked into place, not copied: a large message
 // is written to disk once.
-func enqueue(msg *sendmail.Message, o Options, recipients, delivered []string, attempts int, lastErr string) error {
-	if o.Queue == nil {
-		if o.QueueErr != nil {
-			return o.QueueErr
-		}
-		return errors.New("no queue")
+func enqueue(msg *sendmail.Message, o *Options, recipients, delivered []string, attempts int, lastErr string) error {
+	q, err := o.queue()
+	if err != nil {
+		return err
 	}
 	now := o.now()
 	env := &queue.Envelope{
@@ -49,24 +46,25 @@ func enqueue(msg *sendmail.Message, o Options, recipients, delivered []string, a
 		if err := spool.Flush(); err != nil {
 			return err
 		}
-		return o.Queue.Commit(env, body)
+		return q.Commit(env, body)
 	}
 	if spool.Spilled() != nil {
-		return o.Queue.Enqueue(env, io.NewSectionReader(spool, 0, spool.Size()))
+		return q.Enqueue(env, io.NewSectionReader(spool, 0, spool.Size()))
 	}
-	return o.Queue.Enqueue(env, bytes.NewReader(spool.Bytes()))
+	return q.Enqueue(env, bytes.NewReader(spool.Bytes()))
 }
 
 // keepFailed keeps a message refused for good where the administrator
 // finds it: the queue's failed/ (relaymail --requeue ID sends it again),
 // else dead.letter.
-func keepFailed(msg *sendmail.Message, o Options, now time.Time, f *Failure) error {
+func keepFailed(msg *sendmail.Message, o *Options, now time.Time, f *Failure) error {
 	if err := enqueue(msg, o, msg.Recipients, nil, 1, f.Text); err != nil {
-		return keep(msg, o, now, f)
+		return keep(msg, *o, now, f)
 	}
 	// The body's lock is held until the message is closed.
 	msg.Close()
-	it, err := o.Queue.Lock(msg.ID)
+	q, _ := o.queue()
+	it, err := q.Lock(msg.ID)
 	if err == nil {
 		err = it.Fail()
 		it.Unlock()
@@ -76,7 +74,7 @@ func keepFailed(msg *sendmail.Message, o Options, now time.Time, f *Failure) err
 		f.Text += fmt.Sprintf(" (message queued as %s: %v)", msg.ID, err)
 		return f
 	}
-	f.Text += fmt.Sprintf(" (message kept as %s in %s/failed)", msg.ID, o.Queue.Dir())
+	f.Text += fmt.Sprintf(" (message kept as %s in %s/failed)", msg.ID, q.Dir())
 	return f
 }
 

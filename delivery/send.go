@@ -25,8 +25,21 @@ type Options struct {
 	Caller    sendmail.Caller
 	Now       func() time.Time // nil: time.Now
 	QueueOnly bool             // -odq, -odb
-	Queue     *queue.Queue     // nil when it could not be opened
+	Queue     *queue.Queue     // nil when not opened (yet)
 	QueueErr  error            // why Queue is nil
+	OpenQueue func() (*queue.Queue, error) // opens it when first needed, if Queue is nil
+}
+
+// queue returns the queue, opening it on first use.
+func (o *Options) queue() (*queue.Queue, error) {
+	if o.Queue == nil && o.QueueErr == nil {
+		if o.OpenQueue == nil {
+			o.QueueErr = errors.New("no queue")
+		} else {
+			o.Queue, o.QueueErr = o.OpenQueue()
+		}
+	}
+	return o.Queue, o.QueueErr
 }
 
 func (o Options) now() time.Time {
@@ -104,7 +117,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		mode = config.QueueAlways
 	}
 	if mode == config.QueueAlways {
-		if err := enqueue(msg, o, msg.Recipients, nil, 0, ""); err != nil {
+		if err := enqueue(msg, &o, msg.Recipients, nil, 0, ""); err != nil {
 			return keep(msg, o, now, &Failure{Class: ErrTemporary, Text: "could not queue the message: " + err.Error()})
 		}
 		logQueued(o.Logger, msg, msg.Recipients, o.now().Sub(start))
@@ -138,10 +151,10 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 	if mode == config.QueueFallback {
 		switch {
 		case whole != nil && whole.Class == ErrTemporary:
-			queueErr = enqueue(msg, o, msg.Recipients, nil, 1, whole.Text)
+			queueErr = enqueue(msg, &o, msg.Recipients, nil, 1, whole.Text)
 			queued = queueErr == nil
 		case whole == nil && len(deferred) > 0:
-			queueErr = enqueue(msg, o, addrs(deferred), accepted, 1, reasons(deferred))
+			queueErr = enqueue(msg, &o, addrs(deferred), accepted, 1, reasons(deferred))
 			queued = queueErr == nil
 		}
 	}
@@ -158,7 +171,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		}
 		return keep(msg, o, now, whole)
 	case whole != nil && whole.Class == ErrRejected:
-		return keepFailed(msg, o, now, whole)
+		return keepFailed(msg, &o, now, whole)
 	case whole != nil:
 		return whole
 	case len(deferred) > 0 && !queued:
