@@ -23,10 +23,10 @@ type Options struct {
 	Logger    *slog.Logger
 	Trace     io.Writer // the SMTP dialogue for -v; nil: none
 	Caller    sendmail.Caller
-	Now       func() time.Time // nil: time.Now
-	QueueOnly bool             // -odq, -odb
-	Queue     *queue.Queue     // nil when not opened (yet)
-	QueueErr  error            // why Queue is nil
+	Now       func() time.Time             // nil: time.Now
+	QueueOnly bool                         // -odq, -odb
+	Queue     *queue.Queue                 // nil when not opened (yet)
+	QueueErr  error                        // why Queue is nil
 	OpenQueue func() (*queue.Queue, error) // opens it when first needed, if Queue is nil
 }
 
