@@ -188,9 +188,9 @@ func writeConfig(dir, name, text string) (string, error) {
 }
 
 func relaymailArgv(dir string, sh smarthost, rcpts []string) ([]string, error) {
-	// Even with mode "never", relaymail opens the queue directory and
-	// spills large bodies into it: keep it in the work dir, never the
-	// system spool (/var/spool/relaymail).
+	// Even with mode "never", relaymail uses the queue directory (to
+	// keep a refused message; older builds also spilled large bodies
+	// into it): keep it in the work dir, never the system spool.
 	queueTable := fmt.Sprintf("mode = \"never\"\ndir = %q\n", filepath.Join(dir, "spool-never"))
 	cfg, err := writeConfig(dir, "relaymail.toml", relaymailConfig(sh, queueTable))
 	if err != nil {
