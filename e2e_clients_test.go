@@ -58,14 +58,37 @@ func clLookTool(t *testing.T, name, pkg string) string {
 	return path
 }
 
+// clNoExitSleep stops a relaymail built with -race from sleeping a second
+// before it exits (GORACE's atexit_sleep_ms defaults to 1000): the tests
+// start dozens of processes. A race is still reported, and exits 66.
+const clNoExitSleep = "GORACE=atexit_sleep_ms=0"
+
+// clRaceLog returns the GORACE setting for a relaymail started by another
+// program (a PHP library in -bs mode ignores its exit status and stderr):
+// race reports go to files in a directory that the test checks is empty
+// at its end.
+func clRaceLog(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Cleanup(func() {
+		reports, _ := filepath.Glob(filepath.Join(dir, "race.*"))
+		for _, r := range reports {
+			text, _ := os.ReadFile(r)
+			t.Errorf("relaymail reported a data race:\n%s", text)
+		}
+	})
+	return clNoExitSleep + " log_path=" + filepath.Join(dir, "race")
+}
+
 // clRunTool runs an external client with env (plus PATH) for at most a
-// minute and returns its stdout; stderr goes to the test log on failure.
+// minute and returns its stdout; stderr goes to the test log. A relaymail
+// that the client starts reports races to the test (see clRaceLog).
 func clRunTool(t *testing.T, env []string, name string, args ...string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home"}, env...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home", clRaceLog(t)}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -190,7 +213,7 @@ func clStartDaemon(t *testing.T, h *harness, args ...string) *clDaemon {
 	}
 	d := &clDaemon{t: t, addr: addr, stderr: new(bytes.Buffer), done: make(chan error, 1)}
 	d.cmd = exec.Command(binary, append([]string{"-bd"}, args...)...)
-	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home", "RELAYMAIL_CONFIG=" + h.config}
+	d.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home", "RELAYMAIL_CONFIG=" + h.config, clRaceLog(t)}
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -801,7 +824,7 @@ func TestClientsParallelSessions(t *testing.T) {
 			t.Fatalf("the dead smarthost got %d messages", got)
 		}
 		up()
-		if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+		if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone, clNoExitSleep); res.code != 0 {
 			t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
 		}
 		msgs := h.srv.Messages()
@@ -898,7 +921,7 @@ func TestClientsDisconnectMidData(t *testing.T) {
 				t.Parallel()
 				h := newHarness(t, smtptest.Options{}, "", "")
 				in := "HELO [127.0.0.1]\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n" + cut.data
-				res := h.run([]string{"/usr/sbin/sendmail", "-bs", "-i"}, []byte(in), stdinPipe)
+				res := h.run([]string{"/usr/sbin/sendmail", "-bs", "-i"}, []byte(in), stdinPipe, clNoExitSleep)
 				if res.code != 0 || res.stderr != "" {
 					t.Errorf("exit %d, stderr %q (SPEC §2a: -bs exits 0 at EOF)", res.code, res.stderr)
 				}
@@ -1000,7 +1023,7 @@ func TestClientsSIGTERMMidData(t *testing.T) {
 					t.Fatal("the dead smarthost got a message")
 				}
 				up()
-				if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+				if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone, clNoExitSleep); res.code != 0 {
 					t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
 				}
 			}
