@@ -242,6 +242,8 @@ func clStartDaemon(t *testing.T, h *harness, args ...string) *clDaemon {
 		default:
 		}
 		if time.Now().After(deadline) {
+			d.cmd.Process.Kill()
+			d.done <- <-d.done // stderr is complete once Wait returned
 			t.Fatalf("relaymail -bd does not answer on %s: %v (%s)", addr, err, d.stderr)
 		}
 	}
