@@ -111,18 +111,20 @@ func (s *Spool) spill() error {
 // Flush writes out what is pending for the spill file. ReadAt does it by
 // itself; a caller handing the file on (to the queue) calls it first.
 func (s *Spool) Flush() error {
-	for s.file != nil && len(s.pending) > 0 {
-		n, err := s.file.Write(s.pending)
+	p := s.pending
+	for s.file != nil && len(p) > 0 {
+		n, err := s.file.Write(p)
 		s.written += int64(n)
-		s.pending = s.pending[n:]
+		p = p[n:]
 		if err == nil {
 			break
 		}
 		if err := s.rescue(err); err != nil {
+			s.pending = append(s.pending[:0], p...)
 			return err
 		}
 	}
-	s.pending = s.pending[:0]
+	s.pending = s.pending[:0] // keep the buffer: one allocation per message
 	return nil
 }
 
