@@ -61,7 +61,7 @@ func clLookTool(t *testing.T, name, pkg string) string {
 // clNoExitSleep stops a relaymail built with -race from sleeping a second
 // before it exits (GORACE's atexit_sleep_ms defaults to 1000): the tests
 // start dozens of processes. A race is still reported, and exits 66.
-const clNoExitSleep = "GORACE=atexit_sleep_ms=0"
+const clNoExitSleep = noExitSleep
 
 // clRaceLog returns the GORACE setting for a relaymail started by another
 // program (a PHP library in -bs mode ignores its exit status and stderr):

@@ -411,7 +411,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 			}
 			cmd := exec.Command(binary)
 			cmd.Args = tt.argv
-			cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, env...)
+			cmd.Env = append([]string{"PATH=/usr/bin:/bin", noExitSleep}, env...)
 			stdin, _ := cmd.StdinPipe()
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr

@@ -99,7 +99,7 @@ func TestKilledWhileQueueing(t *testing.T) {
 	completed := 0
 	for i := range 30 {
 		cmd := exec.Command(binary, "-odq", "-i", "a@example.com")
-		cmd.Env = []string{"PATH=/usr/bin:/bin", "RELAYMAIL_CONFIG=" + h.config}
+		cmd.Env = []string{"PATH=/usr/bin:/bin", noExitSleep, "RELAYMAIL_CONFIG=" + h.config}
 		stdin, _ := cmd.StdinPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)

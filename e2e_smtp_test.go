@@ -99,7 +99,7 @@ func TestDaemon(t *testing.T) {
 	os.WriteFile(h.config, []byte(fmt.Sprintf("listen = [%q]\n", addr)+string(cfg)), 0o644)
 
 	cmd := exec.Command(binary, "-bd", "-q1m")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "RELAYMAIL_CONFIG=" + h.config}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", noExitSleep, "RELAYMAIL_CONFIG=" + h.config}
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
@@ -165,7 +165,7 @@ func TestSwaks(t *testing.T) {
 	h := newHarness(t, smtptest.Options{}, "", "")
 	cmd := exec.Command(swaks, "--pipe", binary+" -bs", "--pipeline", "--from", "app@example.com",
 		"--to", "a@example.com,b@example.com", "--header", "Subject: swaks", "--body", "line\n.\nafter dot")
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "RELAYMAIL_CONFIG=" + h.config}
+	cmd.Env = []string{"PATH=/usr/bin:/bin", noExitSleep, "RELAYMAIL_CONFIG=" + h.config}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("swaks: %v\n%s", err, out)

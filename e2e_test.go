@@ -169,7 +169,7 @@ func runBinary(t *testing.T, argv []string, stdin []byte, kind stdinKind, cred *
 	t.Helper()
 	cmd := exec.Command(binary)
 	cmd.Args = argv
-	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home"}, env...)
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home", noExitSleep}, env...)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 	}

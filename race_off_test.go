@@ -3,3 +3,5 @@
 package main
 
 const raceEnabled = false
+
+const noExitSleep = "GORACE=atexit_sleep_ms=0"

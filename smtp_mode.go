@@ -69,7 +69,7 @@ func (h *smtpHandler) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader
 	for _, w := range msg.Warnings {
 		h.inv.log.Warn(w)
 	}
-	o := delivery.Options{Logger: h.inv.log, Caller: h.caller, QueueOnly: opts.QueueOnly, Queue: h.queue, QueueErr: h.qerr}
+	o := delivery.Options{Logger: h.inv.log, Caller: h.caller, QueueOnly: opts.QueueOnly, Queue: h.queue, QueueErr: h.qerr, Told: true}
 	err = delivery.Submit(ctx, h.inv.cfg, msg, o)
 	var f *delivery.Failure
 	if err == nil {

@@ -28,6 +28,9 @@ type Options struct {
 	Queue     *queue.Queue                 // nil when not opened (yet)
 	QueueErr  error                        // why Queue is nil
 	OpenQueue func() (*queue.Queue, error) // opens it when first needed, if Queue is nil
+	// Told: the client learns a refusal from an SMTP reply (-bs, -bd) and
+	// keeps its copy to send again, so a refused message is not kept.
+	Told bool
 }
 
 // queue returns the queue, opening it on first use.
@@ -170,7 +173,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 			whole.Text += "; could not queue the message: " + queueErr.Error()
 		}
 		return keep(msg, o, now, whole)
-	case whole != nil && whole.Class == ErrRejected:
+	case whole != nil && whole.Class == ErrRejected && !o.Told:
 		return keepFailed(msg, &o, now, whole)
 	case whole != nil:
 		return whole
@@ -239,6 +242,9 @@ func classify(cfg *config.Config, err error) *Failure {
 
 // keep saves msg where its owner can find it and adds where to f's text.
 func keep(msg *sendmail.Message, o Options, now time.Time, f *Failure) error {
+	if o.Told {
+		return f // the SMTP client keeps its copy and tries again
+	}
 	path, err := SaveDeadLetter(o.Caller.Home, msg.Sender, msg.Content(), msg.Size(), now)
 	if err != nil {
 		f.Text += fmt.Sprintf(" (and the message could not be saved: %v)", err)

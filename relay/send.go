@@ -340,13 +340,15 @@ func (s *Session) envelopeCommands(env *Envelope) (mail command, rcpts []command
 			return mail, nil, errors.New("relay: empty recipient address")
 		}
 	}
-	utf8 := !isASCII(env.From)
-	for _, a := range env.To {
-		utf8 = utf8 || !isASCII(a)
+	utf8 := "" // the first address that needs SMTPUTF8
+	for _, a := range append([]string{env.From}, env.To...) {
+		if utf8 == "" && !isASCII(a) {
+			utf8 = a
+		}
 	}
-	if _, ok := s.ext["SMTPUTF8"]; utf8 && !ok {
+	if _, ok := s.ext["SMTPUTF8"]; utf8 != "" && !ok {
 		return mail, nil, clientError("MAIL FROM", env.From, ErrUnsupported,
-			"an address is not ASCII and the server does not offer SMTPUTF8")
+			"<"+utf8+"> is not ASCII and the server does not offer SMTPUTF8")
 	}
 	params := ""
 	if v, ok := s.ext["SIZE"]; ok && env.Size > 0 {
@@ -359,7 +361,7 @@ func (s *Session) envelopeCommands(env *Envelope) (mail command, rcpts []command
 	if _, ok := s.ext["8BITMIME"]; ok && env.EightBit {
 		params += " BODY=8BITMIME"
 	}
-	if utf8 {
+	if utf8 != "" {
 		params += " SMTPUTF8"
 	}
 	_, dsn := s.ext["DSN"]

@@ -189,7 +189,14 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var backoff time.Duration
+	// At MaxSessions, stop accepting rather than answer 421: the kernel's
+	// listen queue holds a burst of clients, most of which (smtplib,
+	// net/smtp, Symfony) do not retry after a 421 greeting.
+	slots := make(chan struct{}, s.maxSessions())
 	for {
+		if err := s.waitSlot(ctx, slots); err != nil {
+			return err
+		}
 		conn, err := l.Accept()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -218,12 +225,33 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer func() { <-slots }()
 			defer conn.Close()
 			err := s.serveConn(ctx, conn, conn, conn.RemoteAddr().String(), conn)
 			if err != nil {
 				s.logger().Debug("smtpd: session ended", "remote", conn.RemoteAddr().String(), "err", err)
 			}
 		}()
+	}
+}
+
+// waitSlot blocks until fewer than MaxSessions sessions run, the server
+// shuts down, or ctx ends.
+func (s *Server) waitSlot(ctx context.Context, slots chan struct{}) error {
+	for {
+		select {
+		case slots <- struct{}{}:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+			s.mu.Lock()
+			closed := s.shutdown
+			s.mu.Unlock()
+			if closed {
+				return ErrServerClosed
+			}
+		}
 	}
 }
 
