@@ -249,9 +249,13 @@ func (s *Session) abort() {
 	_ = s.Close()
 }
 
+// writeBufSize batches commands and the message body into few writes:
+// a deadline is armed for each, and each is a system call.
+const writeBufSize = 64 << 10
+
 func (s *Session) setupIO() {
 	s.br = bufio.NewReaderSize(connIO{s}, 4096)
-	s.bw = bufio.NewWriterSize(connIO{s}, 4096)
+	s.bw = bufio.NewWriterSize(connIO{s}, writeBufSize)
 	s.rr = replyReader{br: s.br, trace: s.tr.server}
 }
 
