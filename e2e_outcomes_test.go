@@ -400,6 +400,8 @@ func TestUsageAndConfigErrors(t *testing.T) {
 		{"line break in -f", []string{"sendmail", "-f", "a@x\nRCPT TO:<evil@x>", "b@example.com"}, nil, big, 64, `line break`},
 		{"unsupported -bt", []string{"sendmail", "-bt"}, nil, big, 64, `-bt`},
 		{"bad address in To with -t", []string{"sendmail", "-t"}, nil, []byte("To: <<broken\n\nx\n"), 65, `To`},
+		{"8 MB of header", []string{"sendmail", "-i", "a@example.com"}, nil,
+			append([]byte("Subject: x\n"), bytes.Repeat([]byte("X-Long: "+strings.Repeat("y", 70)+"\n"), 8<<20/80)...), 65, `header`},
 		{"unknown config key", []string{"sendmail", "-C", bad, "a@example.com"}, nil, big, 78, `bad\.toml:3:1: .*tsl`},
 		{"missing config", []string{"sendmail", "a@example.com"}, []string{"RELAYMAIL_CONFIG=/nonexistent/relaymail.toml"}, big, 78, `/nonexistent/relaymail\.toml`},
 	}
