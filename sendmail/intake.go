@@ -3,6 +3,7 @@ package sendmail
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -145,6 +146,11 @@ func (in *intake) run() error {
 				}
 			} else {
 				in.write(frag)
+				if in.ignoreDots && rerr == nil {
+					// With -i nothing in the body is special: copy the
+					// rest in large chunks instead of line by line.
+					return in.finish(in.copyRest())
+				}
 			}
 			lineStart = frag[len(frag)-1] == '\n'
 		}
@@ -213,14 +219,43 @@ func (in *intake) write(frag []byte) {
 }
 
 func (in *intake) scan(b []byte) {
-	if in.stats.EightBit && in.stats.HasNUL {
-		return
+	if !in.stats.EightBit && hasHighBit(b) {
+		in.stats.EightBit = true
+	}
+	if !in.stats.HasNUL && bytes.IndexByte(b, 0) >= 0 {
+		in.stats.HasNUL = true
+	}
+}
+
+// hasHighBit reports whether b holds an octet >= 0x80, eight at a time.
+func hasHighBit(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return true
+		}
+		b = b[8:]
 	}
 	for _, c := range b {
 		if c >= 0x80 {
-			in.stats.EightBit = true
-		} else if c == 0 {
-			in.stats.HasNUL = true
+			return true
+		}
+	}
+	return false
+}
+
+// copyRest passes the rest of the input to the body as it comes.
+func (in *intake) copyRest() error {
+	buf := make([]byte, readBufSize)
+	for {
+		n, err := in.br.Read(buf)
+		if n > 0 {
+			in.write(buf[:n])
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sendmail: reading message: %w", err)
 		}
 	}
 }
