@@ -101,9 +101,20 @@ func (it *Item) Update() error {
 	return it.q.writeEnv(it.q.path(dirEnv, it.id), it.Env)
 }
 
-// Remove takes a delivered message out of the queue: the envelope first
-// (durably, so it is not sent again after a power loss), then the body.
+// Remove takes a delivered message out of the queue, durably: it returns
+// once the removal has reached the disk, so a crash cannot send it again.
 func (it *Item) Remove() error {
+	if err := it.Delivered(); err != nil {
+		return err
+	}
+	return syncDir(it.q.path(dirEnv, ""))
+}
+
+// Delivered takes a delivered message out of the queue without waiting
+// for the directory to reach the disk: a runner that delivers many
+// messages calls Queue.Sync once for all of them. A crash before then may
+// send a message again; it never loses one.
+func (it *Item) Delivered() error {
 	if err := it.usable(); err != nil {
 		return err
 	}
@@ -112,11 +123,10 @@ func (it *Item) Remove() error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	it.done = true
-	err := syncDir(q.path(dirEnv, ""))
-	if rerr := os.Remove(q.path(dirBody, it.id)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-		err = fmt.Errorf("queue: %w", rerr)
+	if err := os.Remove(q.path(dirBody, it.id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("queue: %w", err)
 	}
-	return err
+	return nil
 }
 
 // Fail gives the message up: it moves to failed/ with it.Env as it is

@@ -180,6 +180,9 @@ func checkID(id string) error {
 
 // syncDir makes a directory's entries (created, renamed, removed files)
 // durable.
+// Sync makes the removals of Item.Delivered durable.
+func (q *Queue) Sync() error { return syncDir(q.path(dirEnv, "")) }
+
 func syncDir(path string) error {
 	d, err := os.Open(path)
 	if err != nil {
