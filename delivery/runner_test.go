@@ -1,0 +1,119 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"relaymail/config"
+	"relaymail/internal/smtptest"
+	"relaymail/queue"
+)
+
+func runnerFor(t *testing.T, srv *smtptest.Server, maxAge string) (*Runner, *queue.Queue, *bytes.Buffer) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(fmt.Sprintf(`hostname = "relay.test"
+domain = "example.com"
+[smarthost]
+host = %q
+port = %d
+tls = "none"
+timeout = "5s"
+[queue]
+max_age = %q
+`, srv.Host(), srv.Port(), maxAge)), "runner.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := queue.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	return &Runner{Config: cfg, Queue: q, Logger: slog.New(slog.NewTextHandler(&log, nil))}, q, &log
+}
+
+func queueMessage(t *testing.T, q *queue.Queue, n int, to ...string) *queue.Envelope {
+	t.Helper()
+	env := &queue.Envelope{Sender: "app@example.com", Recipients: to,
+		Header: []byte(fmt.Sprintf("Subject: message %d\n\n", n))}
+	if err := q.Enqueue(env, strings.NewReader(fmt.Sprintf("body %d\n", n))); err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// TestRunnerOneSession: a pass delivers every queued message over one
+// SMTP session and empties the queue.
+func TestRunnerOneSession(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	r, q, _ := runnerFor(t, srv, "120h")
+	for i := range 5 {
+		queueMessage(t, q, i, fmt.Sprintf("rcpt%d@example.org", i))
+	}
+	if err := r.Run(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.Messages()); n != 5 {
+		t.Errorf("delivered %d messages, want 5", n)
+	}
+	if s := srv.Sessions(); s != 1 {
+		t.Errorf("used %d SMTP sessions, want 1", s)
+	}
+	if envs, _ := q.List(); len(envs) != 0 {
+		t.Errorf("%d messages left", len(envs))
+	}
+}
+
+// TestRunnerPartial: one recipient deferred, one refused, one accepted:
+// the deferred one stays queued with a later retry time, the refused one
+// is bounced to the sender, the message is not sent twice to the others.
+func TestRunnerPartial(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	r, q, _ := runnerFor(t, srv, "120h")
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	r.Now = func() time.Time { return now }
+	srv.SetRcptErr("later@example.org", smtptest.Reply(451, "4.2.0", "try later"))
+	srv.SetRcptErr("gone@example.org", smtptest.Reply(550, "5.1.1", "no such user"))
+	env := queueMessage(t, q, 1, "ok@example.org", "later@example.org", "gone@example.org")
+	if err := r.Run(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages()
+	if len(msgs) != 2 || strings.Join(msgs[0].To, ",") != "ok@example.org" ||
+		msgs[1].From != "" || strings.Join(msgs[1].To, ",") != "app@example.com" {
+		t.Fatalf("smarthost got %+v, want the message to ok@ and a bounce to the sender", msgs)
+	}
+	if !strings.Contains(string(msgs[1].Data), "gone@example.org") || strings.Contains(string(msgs[1].Data), "later@example.org") {
+		t.Errorf("the bounce must name only the refused recipient:\n%s", msgs[1].Data)
+	}
+	envs, _ := q.List()
+	if len(envs) != 1 || envs[0].ID != env.ID {
+		t.Fatalf("queue holds %+v, want the original for later@", envs)
+	}
+	e := envs[0]
+	if strings.Join(e.Recipients, ",") != "later@example.org" || e.Attempts != 1 ||
+		!e.NextAttempt.After(now) || !strings.Contains(e.LastError, "451") {
+		t.Errorf("deferred envelope: %+v", e)
+	}
+	// Not due yet: a pass that honours retry times leaves it alone.
+	if err := r.Run(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if len(srv.Messages()) != 2 {
+		t.Errorf("a message not yet due was tried")
+	}
+	// Due: delivered to later@ alone.
+	srv.ResetErrors()
+	now = e.NextAttempt.Add(time.Second)
+	if err := r.Run(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := srv.Messages(); len(msgs) != 3 || strings.Join(msgs[2].To, ",") != "later@example.org" {
+		t.Errorf("retry delivered %+v", msgs[2:])
+	}
+}
