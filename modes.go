@@ -94,24 +94,39 @@ func (inv *invocation) openQueue() (*queue.Queue, error) {
 	return queue.Open(inv.cfg.Queue.Dir)
 }
 
+// queueToWorkOn is openQueue for the modes that do nothing without it
+// (mailq, -q, --requeue, --delete): no spool is a temporary failure.
+func (inv *invocation) queueToWorkOn() (*queue.Queue, error) {
+	q, err := inv.openQueue()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+	}
+	return q, nil
+}
+
+// acceptor reads messages for caller. With a queue, a big body is spooled
+// into the queue's filesystem: if the message ends up queued, the body is
+// linked into place, not copied.
+func (inv *invocation) acceptor(caller sendmail.Caller, q *queue.Queue) *sendmail.Acceptor {
+	a := &sendmail.Acceptor{Config: inv.cfg, Caller: caller}
+	if q != nil {
+		a.Spill = func() (sendmail.SpillFile, error) { return q.NewBody() }
+	}
+	return a
+}
+
 // deliver is the default mode: read the message and relay it, or queue
 // it, as [queue] mode says.
 func (inv *invocation) deliver(ctx context.Context) error {
 	caller := sendmail.LookupCaller()
 	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.opts.QueueOnly}
-	acceptor := &sendmail.Acceptor{Config: inv.cfg, Caller: caller}
 	o.OpenQueue = inv.openQueue
 	if !inv.opts.DryRun && (inv.cfg.Queue.Mode != config.QueueNever || inv.opts.QueueOnly) {
-		// A big body is spooled into the queue's filesystem: if it ends
-		// up queued, it is linked into place, not copied. With the queue
-		// off, it is opened only to keep a refused message in failed/.
-		if q, err := inv.openQueue(); err == nil {
-			o.Queue = q
-			acceptor.Spill = func() (sendmail.SpillFile, error) { return q.NewBody() }
-		} else {
-			o.QueueErr = err
-		}
+		// With the queue off, it is opened only to keep a refused
+		// message in failed/.
+		o.Queue, o.QueueErr = inv.openQueue()
 	}
+	acceptor := inv.acceptor(caller, o.Queue)
 	msg, err := acceptor.Accept(inv.stdin, inv.opts)
 	if err != nil {
 		return err
@@ -131,9 +146,9 @@ func (inv *invocation) deliver(ctx context.Context) error {
 
 // listQueue prints the queue (mailq, -bp).
 func (inv *invocation) listQueue() error {
-	q, err := inv.openQueue()
+	q, err := inv.queueToWorkOn()
 	if err != nil {
-		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+		return err
 	}
 	queued, err := q.List()
 	if err != nil {
@@ -150,9 +165,9 @@ func (inv *invocation) listQueue() error {
 // runQueue delivers what is queued: all of it now (-q), or at once and
 // then every interval in the foreground (-q30m).
 func (inv *invocation) runQueue(ctx context.Context) error {
-	q, err := inv.openQueue()
+	q, err := inv.queueToWorkOn()
 	if err != nil {
-		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+		return err
 	}
 	r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log}
 	if inv.opts.Verbose {
@@ -175,9 +190,9 @@ func (inv *invocation) administer() error {
 	if os.Getuid() != 0 {
 		return fmt.Errorf("%w: only root may change the queue", errNotAllowed)
 	}
-	q, err := inv.openQueue()
+	q, err := inv.queueToWorkOn()
 	if err != nil {
-		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+		return err
 	}
 	id := inv.opts.QueueID
 	if inv.opts.Mode == sendmail.ModeRequeue {

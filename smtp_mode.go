@@ -54,11 +54,7 @@ func (h *smtpHandler) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string
 func (h *smtpHandler) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader) *smtpd.Reply {
 	opts := *h.inv.opts
 	opts.Body8BitMIME = env.Body8Bit
-	acceptor := &sendmail.Acceptor{Config: h.inv.cfg, Caller: h.caller}
-	if h.queue != nil {
-		acceptor.Spill = func() (sendmail.SpillFile, error) { return h.queue.NewBody() }
-	}
-	msg, err := acceptor.AcceptSMTP(r, &opts, env.From, env.To)
+	msg, err := h.inv.acceptor(h.caller, h.queue).AcceptSMTP(r, &opts, env.From, env.To)
 	if err != nil {
 		if errors.Is(err, sendmail.ErrData) {
 			return &smtpd.Reply{Code: 554, Enhanced: "5.6.0", Text: oneLine(err)}

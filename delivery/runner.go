@@ -193,7 +193,7 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 		var err error
 		for _, h := range Hosts(r.Config) {
 			r.sess, err = relay.Dial(ctx, h, relay.Options{LocalName: r.Config.Hostname, Trace: r.Trace})
-			if err == nil || !(relay.Temporary(err) || errors.Is(err, relay.ErrUnknownReply)) {
+			if err == nil || !relay.TryNextHost(err) {
 				break
 			}
 		}

@@ -41,7 +41,7 @@ func Deliver(ctx context.Context, hosts []Host, o Options, env *Envelope, msg io
 	}
 	for i, h := range hosts {
 		last = attempt(ctx, h, o, &e, io.NewSectionReader(msg, 0, size))
-		if last.Err == nil || i == len(hosts)-1 || !moveOn(last.Err) || ctx.Err() != nil {
+		if last.Err == nil || i == len(hosts)-1 || !TryNextHost(last.Err) || ctx.Err() != nil {
 			break
 		}
 		failed = append(failed, last)
@@ -49,8 +49,10 @@ func Deliver(ctx context.Context, hosts []Host, o Options, env *Envelope, msg io
 	return last, failed, last.Err
 }
 
-// moveOn reports whether a failure at one host is a reason to try the next.
-func moveOn(err error) bool {
+// TryNextHost reports whether a failure at one host is a reason to try the
+// next: a temporary failure, or a reply that cannot be understood. Callers
+// that open sessions themselves (the queue runner) use the same rule.
+func TryNextHost(err error) bool {
 	return Temporary(err) || errors.Is(err, ErrUnknownReply)
 }
 
