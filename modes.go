@@ -7,11 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"syscall"
 	"time"
 
 	"relaymail/config"
 	"relaymail/delivery"
+	"relaymail/internal/privilege"
 	"relaymail/logging"
 	"relaymail/queue"
 	"relaymail/sendmail"
@@ -248,25 +248,10 @@ func loadConfig(flagPath string) (*config.Config, error) {
 	}
 	if path == "" {
 		path = defaultConfig
-	} else if err := dropPrivileges(); err != nil {
+	} else if err := privilege.Drop(); err != nil {
 		return nil, fmt.Errorf("%w: cannot drop privileges before reading %s: %v", config.ErrConfig, path, err)
 	}
 	return config.Load(path)
-}
-
-// dropPrivileges gives up a setgid (or setuid) identity for good.
-func dropPrivileges() error {
-	if gid := os.Getgid(); os.Getegid() != gid {
-		if err := syscall.Setresgid(gid, gid, gid); err != nil {
-			return err
-		}
-	}
-	if uid := os.Getuid(); os.Geteuid() != uid {
-		if err := syscall.Setresuid(uid, uid, uid); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 const usage = `usage: sendmail [options] [recipient ...]    (relaymail)
