@@ -46,8 +46,9 @@
 // # Permissions
 //
 // relaymail runs as many users (setgid relaymail in production). Open
-// creates missing directories 2770 with the group relaymail when that
-// group exists, so that every file inherits the group through the
-// setgid bit, else 0700; files are created 0660 in a group-accessible
+// creates missing directories 2770 with the group the process runs
+// setgid to (whatever it is called), else with the group named
+// relaymail when that exists, so that every file inherits the group
+// through the setgid bit; else 0700; files are created 0660 in a group-accessible
 // queue and 0600 otherwise, whatever the caller's umask.
 package queue

@@ -23,7 +23,8 @@ var ErrLocked = errors.New("queue: message is locked by another process")
 // in the queue: typically another runner delivered it meanwhile.
 var ErrNotFound = errors.New("queue: no such message")
 
-// Group is the group that owns the queue in production (SPEC §9).
+// Group is the name of the group that owns the queue in production
+// (SPEC §9), used when relaymail does not run setgid to one.
 const Group = "relaymail"
 
 // OrphanAge is how old an unreferenced file in tmp/ or body/ must be
@@ -72,12 +73,12 @@ func open(dir, group string) (*Queue, error) {
 	}
 	dir = filepath.Clean(dir)
 	mode, gid := os.FileMode(0o700), -1
-	if g, err := user.LookupGroup(group); err == nil {
-		if id, err := strconv.Atoi(g.Gid); err == nil {
-			mode = 0o770 | os.ModeSetgid
-			if os.Geteuid() == 0 {
-				gid = id
-			}
+	if id, ok := sharedGroup(group); ok {
+		mode = 0o770 | os.ModeSetgid
+		// Root may give the directory any group; anyone else only the
+		// one it runs as, which the directory gets anyway.
+		if os.Geteuid() == 0 || id == os.Getegid() {
+			gid = id
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
@@ -97,6 +98,21 @@ func open(dir, group string) (*Queue, error) {
 		q.fileMode = 0o660
 	}
 	return q, nil
+}
+
+// sharedGroup is the group the spool is shared with (SPEC §7): the one
+// relaymail runs setgid to, whatever its name, else the group called
+// name where it exists. Without one the spool is the caller's alone.
+func sharedGroup(name string) (int, bool) {
+	if egid := os.Getegid(); egid != os.Getgid() {
+		return egid, true
+	}
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return -1, false
+	}
+	id, err := strconv.Atoi(g.Gid)
+	return id, err == nil
 }
 
 // mkdir creates one directory with exactly mode (whatever the umask) and,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"relaymail/internal/privilege"
 )
 
 // DefaultSpoolMemory is how much of a message a Spool keeps in memory
@@ -51,9 +53,15 @@ func NewSpool(limit int, newSpill func() (SpillFile, error)) *Spool {
 }
 
 // TempSpill creates a temporary file in os.TempDir() and unlinks it at
-// once: it lives exactly as long as the process.
+// once: it lives exactly as long as the process. A setgid relaymail
+// ignores $TMPDIR, which the caller sets: it writes with its group's
+// rights, so it writes only to /tmp (SPEC §9).
 func TempSpill() (SpillFile, error) {
-	f, err := os.CreateTemp("", "relaymail-*")
+	dir := ""
+	if privilege.Elevated() {
+		dir = "/tmp"
+	}
+	f, err := os.CreateTemp(dir, "relaymail-*")
 	if err != nil {
 		return nil, err
 	}
