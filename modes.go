@@ -187,6 +187,10 @@ var errNotAllowed = errors.New("permission denied")
 // deletes one (--delete ID). Only root may: relaymail is setgid, and
 // every other caller could otherwise touch everybody's mail.
 func (inv *invocation) administer() error {
+	id := inv.opts.QueueID
+	if !queue.ValidID(id) {
+		return fmt.Errorf("%w: %q is not a queue id (mailq shows them)", sendmail.ErrUsage, id)
+	}
 	if os.Getuid() != 0 {
 		return fmt.Errorf("%w: only root may change the queue", errNotAllowed)
 	}
@@ -194,7 +198,6 @@ func (inv *invocation) administer() error {
 	if err != nil {
 		return err
 	}
-	id := inv.opts.QueueID
 	if inv.opts.Mode == sendmail.ModeRequeue {
 		err = q.Requeue(id)
 	} else {

@@ -112,7 +112,7 @@ type Queue struct {
 // all users, or if anyone may write it (SPEC §9). Every error wraps
 // ErrConfig.
 func Load(path string) (*Config, error) {
-	f, err := os.Open(path)
+	f, err := OpenRegular(path)
 	if err != nil {
 		return nil, openError(path, err)
 	}
@@ -121,9 +121,6 @@ func Load(path string) (*Config, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fileError(path, err, "cannot stat it: %v", errText(err))
-	}
-	if st.IsDir() {
-		return nil, fileError(path, nil, "is a directory, not a file")
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
@@ -153,6 +150,11 @@ func openError(path string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fileError(path, err, "no such file (create it from %s or pass -C)", ExamplePath)
+	case errors.Is(err, errNotRegular):
+		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
+			return fileError(path, err, "is a directory, not a file")
+		}
+		return fileError(path, err, "is not a regular file")
 	case errors.Is(err, fs.ErrPermission):
 		return fileError(path, err, "permission denied (relaymail must be installed setgid relaymail and the file mode 0640 root:relaymail)")
 	default:

@@ -62,7 +62,7 @@ func (s *Smarthost) Password(ctx context.Context) (string, error) {
 
 func (s *Smarthost) passwordFromFile() (string, error) {
 	name := s.pw.file
-	f, err := os.Open(name)
+	f, err := OpenRegular(name)
 	if err != nil {
 		return "", s.pwError(err, "password_file %s: %s", name, errText(err))
 	}

@@ -2,12 +2,10 @@ package config
 
 import (
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/mail"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -42,18 +40,11 @@ const maxCAFile = 4 << 20
 // mistaken ca_file (/dev/zero, /dev/stdin, a FIFO) neither hangs nor eats
 // memory.
 func readSmallFile(name string) ([]byte, error) {
-	f, err := os.Open(name)
+	f, err := OpenRegular(name)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
 	b, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
 	if err != nil {
 		return nil, err
@@ -110,6 +101,7 @@ func (env sysEnv) resolve(fc *fileConfig, path string, ps *problems) *Config {
 	}
 
 	cfg.AliasesFile = absPath(fc.AliasesFile, "aliases_file", ps)
+	checkRegular(cfg.AliasesFile, "aliases_file", ps)
 
 	switch l := fc.Log; {
 	case l == "":
@@ -248,6 +240,7 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 	if f.PasswordFile != "" {
 		sources = append(sources, "password_file")
 		s.pw = &passwordSource{file: absPath(f.PasswordFile, pre+"password_file", ps)}
+		checkRegular(s.pw.file, pre+"password_file", ps)
 	}
 	if f.PasswordCommand != nil {
 		sources = append(sources, "password_command")

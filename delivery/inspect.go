@@ -17,7 +17,10 @@ import (
 
 // Print writes the envelope and the message exactly as they would be sent
 // (--dry-run): the SMTP commands of the transaction, then the data as it
-// would cross the wire, dot-stuffed, with CRLF line endings.
+// would cross the wire, dot-stuffed, with CRLF line endings. Its error is
+// the outcome the real run would have for what is decided before it
+// connects: the recipients refused at intake (67), so that a script that
+// tries --dry-run first learns the status it will get.
 func Print(w io.Writer, msg *sendmail.Message) error {
 	fmt.Fprintf(w, "MAIL FROM:<%s>\r\n", msg.Sender)
 	for _, rcpt := range msg.Recipients {
@@ -27,7 +30,13 @@ func Print(w io.Writer, msg *sendmail.Message) error {
 		fmt.Fprintf(w, "# not a recipient: %s\r\n", bad)
 	}
 	io.WriteString(w, "DATA\r\n")
-	return relay.WriteData(w, io.NewSectionReader(msg.Content(), 0, msg.Size()))
+	if err := relay.WriteData(w, io.NewSectionReader(msg.Content(), 0, msg.Size())); err != nil {
+		return err
+	}
+	if len(msg.Invalid) > 0 {
+		return &Failure{Class: ErrRecipientsRefused, Text: "refused " + strings.Join(msg.Invalid, "; ") + " (dry run: nothing was sent)"}
+	}
+	return nil
 }
 
 // Check connects to every configured host the way a delivery would

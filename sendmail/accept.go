@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -216,7 +215,7 @@ func LoadAliases(cfg *config.Config) (*Aliases, []string) {
 	var fileTable map[string][]string
 	var warnings []string
 	if cfg.AliasesFile != "" {
-		f, err := os.Open(cfg.AliasesFile)
+		f, err := config.OpenRegular(cfg.AliasesFile)
 		switch {
 		case err != nil:
 			warnings = append(warnings, fmt.Sprintf("aliases: %v", err))
