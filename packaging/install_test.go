@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -655,5 +656,102 @@ func TestSMTPPersonalityAsWWWData(t *testing.T) {
 	m := s.WaitMessages(t, 1, 10*time.Second)[0]
 	if m.AuthUser != smarthostUser || m.From != "app@example.com" {
 		t.Errorf("got from %q authenticated as %q, want app@example.com as %q", m.From, m.AuthUser, smarthostUser)
+	}
+}
+
+// TestDeadLetterSymlinkAsWWWData: www-data, with the smarthost down and
+// the queue off, cannot make the setgid sendmail write through a
+// dead.letter symlink in its home: not to a file only the group may
+// write, not to a new name in the spool, not to a queued body. It is
+// told (exit 75), and a dead.letter of its own is its own, 0600.
+func TestDeadLetterSymlinkAsWWWData(t *testing.T) {
+	gid := installed(t)
+	www := lookupAccount(t, "www-data")
+	u, err := user.Lookup("www-data")
+	if err != nil || u.HomeDir == "" || u.HomeDir == "/" {
+		t.Skipf("www-data has no usable home (%v)", err)
+	}
+	home := u.HomeDir
+	if _, err := os.Stat(home); err != nil {
+		if err := os.MkdirAll(home, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(home) })
+	}
+	// The home must be www-data's for it to plant links there.
+	st, _ := os.Stat(home)
+	oldUID, oldGID := st.Sys().(*syscall.Stat_t).Uid, st.Sys().(*syscall.Stat_t).Gid
+	if err := os.Chown(home, int(www.uid), int(www.gid)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chown(home, int(oldUID), int(oldGID)) })
+	dead := filepath.Join(home, "dead.letter")
+	if _, err := os.Lstat(dead); err == nil {
+		t.Skipf("%s exists already; not touching it", dead)
+	}
+	t.Cleanup(func() { os.Remove(dead) })
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cfg := fmt.Sprintf("hostname = \"pkgtest.example.com\"\ndomain = \"example.com\"\nlog = \"none\"\n\n[smarthost]\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\ntimeout = \"5s\"\n\n[queue]\nmode = %%q\n", port)
+	// A queued body of someone else's: queue one as nobody.
+	writeFile(t, systemConfig, fmt.Sprintf(cfg, "always"), gid, 0o640)
+	nobody := lookupAccount(t, "nobody")
+	if r := runAs(t, nobody, nil, "Subject: nobody's\n\nnobody's mail\n", sendmailPath, "-i", "x@example.org"); r.code != 0 {
+		t.Fatalf("queueing as nobody: %s", r)
+	}
+	bodies, _ := filepath.Glob(filepath.Join(spoolDir, "body", "*"))
+	if len(bodies) == 0 {
+		t.Fatal("nothing queued")
+	}
+	t.Cleanup(func() {
+		for _, b := range bodies {
+			id := filepath.Base(b)
+			os.Remove(filepath.Join(spoolDir, "env", id))
+			os.Remove(b)
+		}
+	})
+	groupOnly := filepath.Join(spoolDir, "group-only.test")
+	writeFile(t, groupOnly, "the group's\n", gid, 0o660)
+	writeFile(t, systemConfig, fmt.Sprintf(cfg, "never"), gid, 0o640)
+
+	sum := func(p string) string {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return "missing"
+		}
+		return string(b)
+	}
+	for _, target := range []string{groupOnly, filepath.Join(spoolDir, "env", "PLANTED"), bodies[0]} {
+		before := sum(target)
+		if err := os.Symlink(target, dead); err != nil {
+			t.Fatal(err)
+		}
+		os.Lchown(dead, int(www.uid), int(www.gid))
+		r := runAs(t, www, nil, testMessage, sendmailPath, "-i", "someone@example.org")
+		if r.code != 75 || !strings.Contains(r.stderr, "dead.letter") {
+			t.Errorf("dead.letter -> %s: want exit 75 naming dead.letter, got %s", target, r)
+		}
+		if after := sum(target); after != before {
+			t.Errorf("%s was written through www-data's dead.letter symlink", target)
+		}
+		os.Remove(dead)
+	}
+	os.Remove(filepath.Join(spoolDir, "env", "PLANTED"))
+
+	r := runAs(t, www, nil, testMessage, sendmailPath, "-i", "someone@example.org")
+	if r.code != 75 {
+		t.Errorf("no symlink: want exit 75, got %s", r)
+	}
+	st, err = os.Stat(dead)
+	if err != nil {
+		t.Fatalf("no dead.letter for www-data: %v", err)
+	}
+	if sys := st.Sys().(*syscall.Stat_t); sys.Uid != www.uid || sys.Gid != www.gid || st.Mode().Perm() != 0o600 {
+		t.Errorf("dead.letter is %v %d:%d, want 0600 www-data:www-data", st.Mode().Perm(), sys.Uid, sys.Gid)
 	}
 }
