@@ -67,6 +67,7 @@ func Hosts(cfg *config.Config) []relay.Host {
 			Username:      sh.Username,
 			Auth:          relay.AuthMechanism(sh.Auth),
 			Timeout:       sh.Timeout,
+			DataTimeout:   sh.DataTimeout,
 		}
 		if sh.HasPassword() {
 			h.Password = sh.Password
