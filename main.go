@@ -19,6 +19,7 @@ import (
 
 	"relaymail/config"
 	"relaymail/delivery"
+	"relaymail/queue"
 	"relaymail/sendmail"
 )
 
@@ -94,8 +95,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // fail prints err as the one line SPEC §6 promises and returns its status.
+// The text may hold a server's reply: control characters go (as in mailq).
 func fail(stderr io.Writer, err error) int {
-	fmt.Fprintf(stderr, "relaymail: %v\n", err)
+	fmt.Fprintf(stderr, "relaymail: %s\n", queue.OneLine(err.Error()))
 	return exitCode(err)
 }
 

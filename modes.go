@@ -72,7 +72,7 @@ func (inv *invocation) run(ctx context.Context) error {
 	case sendmail.ModeVerify:
 		return inv.verify()
 	case sendmail.ModeCheck:
-		return delivery.Check(ctx, cfg, inv.stdout)
+		return delivery.Check(ctx, cfg, cleanLines{inv.stdout})
 	case sendmail.ModeListQueue:
 		return inv.listQueue()
 	case sendmail.ModeRunQueue:
@@ -139,7 +139,7 @@ func (inv *invocation) deliver(ctx context.Context) error {
 		return delivery.Print(inv.stdout, msg)
 	}
 	if inv.opts.Verbose {
-		o.Trace = inv.stderr
+		o.Trace = cleanLines{inv.stderr}
 	}
 	return delivery.Submit(ctx, inv.cfg, msg, o)
 }
@@ -171,7 +171,7 @@ func (inv *invocation) runQueue(ctx context.Context) error {
 	}
 	r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log}
 	if inv.opts.Verbose {
-		r.Trace = inv.stderr
+		r.Trace = cleanLines{inv.stderr}
 	}
 	if inv.opts.QueueInterval > 0 {
 		return r.Loop(ctx, inv.opts.QueueInterval)

@@ -85,7 +85,8 @@ type Smarthost struct {
 	TLSServerName string         // resolved: Host when unset
 	Username      string         // "" = no authentication
 	Auth          string         // lower-case mechanism name, "auto" default
-	Timeout       time.Duration  // connect and each command
+	Timeout       time.Duration  // connect, TLS handshake, each whole reply but the last
+	DataTimeout   time.Duration  // the whole wait for the reply to the final dot
 
 	pw *passwordSource // nil when no password source is configured
 }

@@ -60,7 +60,7 @@ func TestDefaults(t *testing.T) {
 		ListenAllowRemote: false,
 		Smarthosts: []Smarthost{{
 			Host: "smtp.example.com", Port: 587, TLS: TLSStartTLS, TLSVerify: true,
-			TLSServerName: "smtp.example.com", Auth: "auto", Timeout: 30 * time.Second,
+			TLSServerName: "smtp.example.com", Auth: "auto", Timeout: 30 * time.Second, DataTimeout: 10 * time.Minute,
 		}},
 		Queue: Queue{Dir: "/var/spool/relaymail", Mode: QueueFallback, MaxAge: 120 * time.Hour},
 	}
@@ -108,6 +108,9 @@ func TestResolvedValues(t *testing.T) {
 		{"auth upper", minimal + "auth = \"CRAM-MD5\"\nusername = \"u\"\npassword = \"p\"", func(c *Config) any { return c.Smarthosts[0].Auth }, "cram-md5"},
 		{"timeout", minimal + `timeout = "1m30s"`, func(c *Config) any { return c.Smarthosts[0].Timeout }, 90 * time.Second},
 		{"timeout days", minimal + `timeout = "1d"`, func(c *Config) any { return c.Smarthosts[0].Timeout }, 24 * time.Hour},
+		{"data_timeout default", minimal, func(c *Config) any { return c.Smarthosts[0].DataTimeout }, 10 * time.Minute},
+		{"data_timeout", minimal + `data_timeout = "2s"`, func(c *Config) any { return c.Smarthosts[0].DataTimeout }, 2 * time.Second},
+		{"fallback data_timeout", minimal + "[[fallback]]\nhost = \"b.example\"\ndata_timeout = \"1h\"", func(c *Config) any { return c.Smarthosts[1].DataTimeout }, time.Hour},
 		{"username none", minimal + "username = \"u\"\nauth = \"none\"", func(c *Config) any { return c.Smarthosts[0].HasPassword() }, false},
 		{"password", minimal + "username = \"u\"\npassword = \"p\"", func(c *Config) any { return c.Smarthosts[0].HasPassword() }, true},
 		{"queue", minimal + "[queue]\ndir = \"/srv/q/\"\nmode = \"always\"\nmax_age = \"5d\"", func(c *Config) any { return c.Queue }, Queue{Dir: "/srv/q", Mode: QueueAlways, MaxAge: 5 * 24 * time.Hour}},
@@ -176,6 +179,7 @@ func TestValidation(t *testing.T) {
 		{"bad timeout", sh + "timeout = \"30\"", `smarthost.timeout must be a duration such as "30s", "2h" or "5d", not "30"`},
 		{"zero timeout", sh + "timeout = \"0s\"", `smarthost.timeout must be greater than zero, not "0s"`},
 		{"negative timeout", sh + "timeout = \"-5s\"", `smarthost.timeout must be greater than zero, not "-5s"`},
+		{"zero data_timeout", sh + "data_timeout = \"0s\"", `smarthost.data_timeout must be greater than zero, not "0s"`},
 		{"tls_server_name", sh + "tls_server_name = \"a b\"", `smarthost.tls_server_name must be a host name, not "a b"`},
 		{"fallback tls", sh + "[[fallback]]\nhost = \"b.example\"\n[[fallback]]\nhost = \"c.example\"\ntls = \"TLS\"", `fallback[1].tls must be starttls, implicit or none, not "TLS"`},
 		{"hostname", "hostname = \"bad name\"\n" + sh, `hostname must be a domain name such as web1.example.com, not "bad name"`},

@@ -43,6 +43,7 @@ type fileSmarthost struct {
 	PasswordCommand []string `toml:"password_command"`
 	Auth            string   `toml:"auth"`
 	Timeout         string   `toml:"timeout"`
+	DataTimeout     string   `toml:"data_timeout"`
 }
 
 type fileQueue struct {
@@ -72,6 +73,7 @@ var smarthostSchema = map[string]keySpec{
 	"password_command": {want: "an array of strings (argv)"},
 	"auth":             {want: "a string"},
 	"timeout":          {want: `a duration string such as "30s"`},
+	"data_timeout":     {want: `a duration string such as "10m"`},
 }
 
 var schema = map[string]keySpec{

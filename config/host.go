@@ -139,6 +139,7 @@ type smarthostView struct {
 	Password      string
 	Auth          string
 	Timeout       time.Duration
+	DataTimeout   time.Duration
 }
 
 // Format implements fmt.Formatter so that no verb (%v, %+v, %#v, %s, %q,
@@ -149,7 +150,7 @@ func (s Smarthost) Format(f fmt.State, verb rune) {
 		v := smarthostView{
 			Host: s.Host, Port: s.Port, TLS: s.TLS, TLSVerify: s.TLSVerify, CAFile: s.CAFile,
 			RootCAs: s.RootCAs != nil, TLSServerName: s.TLSServerName, Username: s.Username,
-			Auth: s.Auth, Timeout: s.Timeout,
+			Auth: s.Auth, Timeout: s.Timeout, DataTimeout: s.DataTimeout,
 		}
 		if s.pw != nil {
 			v.Password = "<redacted>"

@@ -15,9 +15,13 @@ import (
 
 // Defaults of SPEC §5.
 const (
-	DefaultTimeout  = 30 * time.Second
-	DefaultQueueDir = "/var/spool/relaymail"
-	DefaultMaxAge   = 120 * time.Hour
+	DefaultTimeout = 30 * time.Second
+	// DefaultDataTimeout is RFC 5321 §4.5.3.2.6's 10 minutes for the
+	// reply to the final dot: the server may be scanning the message,
+	// and giving up early makes the queue send it twice.
+	DefaultDataTimeout = 10 * time.Minute
+	DefaultQueueDir    = "/var/spool/relaymail"
+	DefaultMaxAge      = 120 * time.Hour
 )
 
 // defaultListen is the default of listen: loopback only, both families.
@@ -266,6 +270,7 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 	}
 
 	s.Timeout = duration(f.Timeout, DefaultTimeout, pre+"timeout", ps)
+	s.DataTimeout = duration(f.DataTimeout, DefaultDataTimeout, pre+"data_timeout", ps)
 	return s
 }
 

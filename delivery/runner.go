@@ -29,6 +29,11 @@ type Runner struct {
 	Now    func() time.Time // nil: time.Now
 
 	sess *relay.Session // the open session, reused from message to message
+	tls  string         // TLS of the last session or attempt, for the log
+	// dead holds, by position in the host list, the hosts whose session
+	// failed in this pass (SPEC §7): a hung or hostile smarthost costs one
+	// attempt per pass, not one per message.
+	dead map[int]error
 }
 
 func (r *Runner) now() time.Time {
@@ -42,6 +47,7 @@ func (r *Runner) now() time.Time {
 // like postqueue -f), else those whose retry time has come. Bounces it
 // generates are delivered in the same pass.
 func (r *Runner) Run(ctx context.Context, all bool) error {
+	r.dead = nil
 	defer r.closeSession()
 	// One fsync of the queue directory for all the messages delivered in
 	// this pass, instead of one each: a crash in between may send one
@@ -187,19 +193,47 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 
 // send delivers one message over the open session, opening one (the
 // smarthost, then each fallback after a temporary failure) when there is
-// none. A session that failed a transaction is not reused.
+// none. A session that failed a transaction is not reused. A host whose
+// Dial failed (refused, timed out, no greeting, TLS or STARTTLS failure,
+// AUTH) is not dialled again in this pass: the message gets that host's
+// error, and the next host is tried.
 func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (string, *relay.Result, error) {
 	if r.sess == nil {
 		var err error
-		for _, h := range Hosts(r.Config) {
+		host := ""
+		for i, h := range Hosts(r.Config) {
+			host = hostName(h)
+			if dead, ok := r.dead[i]; ok {
+				err = dead
+				continue
+			}
 			r.sess, err = relay.Dial(ctx, h, relay.Options{LocalName: r.Config.Hostname, Trace: r.Trace})
-			if err == nil || !relay.TryNextHost(err) {
+			if err == nil {
+				break
+			}
+			var se *relay.SessionError
+			if errors.As(err, &se) && ctx.Err() == nil {
+				if r.dead == nil {
+					r.dead = map[int]error{}
+				}
+				r.dead[i] = err
+			}
+			if !relay.TryNextHost(err) {
 				break
 			}
 		}
 		if err != nil {
-			r.sess = nil
-			return "", nil, err
+			r.sess, r.tls = nil, ""
+			var se *relay.SessionError
+			if errors.As(err, &se) {
+				r.tls = tlsName(se.TLS)
+			}
+			return host, nil, err
+		}
+		st, ok := r.sess.TLSState()
+		r.tls = tlsName(nil)
+		if ok {
+			r.tls = tlsName(&st)
 		}
 	}
 	host := hostName(r.sess.Host())
@@ -315,12 +349,8 @@ func diagnostic(text string) string {
 func (r *Runner) logLine(env *queue.Envelope, to []string, host, status string) logLine {
 	l := logLine{id: env.ID, from: env.Sender, to: to, relay: host, status: status, size: env.Size(),
 		delay: r.now().Sub(env.Created), attempts: env.Attempts + 1}
-	if r.sess != nil {
-		st, ok := r.sess.TLSState()
-		l.tls = "none"
-		if ok {
-			l.tls = tlsName(&st)
-		}
+	if host != "" {
+		l.tls = r.tls
 	}
 	return l
 }

@@ -67,6 +67,7 @@ func Hosts(cfg *config.Config) []relay.Host {
 			Username:      sh.Username,
 			Auth:          relay.AuthMechanism(sh.Auth),
 			Timeout:       sh.Timeout,
+			DataTimeout:   sh.DataTimeout,
 		}
 		if sh.HasPassword() {
 			h.Password = sh.Password
@@ -321,11 +322,17 @@ func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay 
 }
 
 // replyFields extracts code, enhanced code and text from a reply error,
-// or just the text from any other error.
+// or just the text from any other error. When the session could not be
+// set up, the text says at which step ("STARTTLS: not implemented"): a
+// code alone does not tell a refused STARTTLS from a refused password.
 func replyFields(err error) (int, string, string) {
 	var e *relay.Error
 	if errors.As(err, &e) {
-		return e.Code, e.Enhanced, strings.Join(e.Lines, " ")
+		text := strings.Join(e.Lines, " ")
+		if errors.Is(err, relay.ErrSession) {
+			text = strings.TrimSpace(e.Command+" "+e.Arg) + ": " + text
+		}
+		return e.Code, e.Enhanced, text
 	}
 	return 0, "", strings.TrimPrefix(err.Error(), "relay: ")
 }

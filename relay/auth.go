@@ -76,7 +76,7 @@ func chooseMechanism(want AuthMechanism, offered string, encrypted bool) (string
 		if len(have) == 0 {
 			return "", clientError("AUTH", "", ErrUnsupported, "server does not offer AUTH")
 		}
-		return "", clientError("AUTH", "", ErrUnsupported, "no usable mechanism among "+strings.Join(strings.Fields(offered), " "))
+		return "", clientError("AUTH", "", ErrUnsupported, "no usable mechanism among those offered: "+strings.Join(strings.Fields(offered), " "))
 	}
 	name := want.saslName()
 	if name == "" {
@@ -86,7 +86,7 @@ func chooseMechanism(want AuthMechanism, offered string, encrypted bool) (string
 		return "", clientError("AUTH", name, ErrUnsupported, "server does not offer AUTH")
 	}
 	if !have[name] {
-		return "", clientError("AUTH", name, ErrUnsupported, "server does not offer "+name)
+		return "", clientError("AUTH", name, ErrUnsupported, "server does not offer "+name+" (it offers "+strings.Join(strings.Fields(offered), " ")+")")
 	}
 	return name, nil
 }

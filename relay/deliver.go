@@ -10,7 +10,7 @@ import (
 // Attempt is one try at one host, for the log line of SPEC §8.
 type Attempt struct {
 	Host   Host
-	TLS    *tls.ConnectionState // nil when the session was not encrypted or never got that far
+	TLS    *tls.ConnectionState // as negotiated, also when a later step failed; nil: never encrypted
 	Result *Result              // nil when no transaction was attempted
 	Err    error                // nil: the message went (see Result for each recipient)
 }
@@ -22,11 +22,12 @@ type Attempt struct {
 // deferred: those are per-recipient results, not a reason to move on) and
 // at the first permanent failure.
 //
-// Moving on: connect/DNS/TLS failures, a 4xx greeting, EHLO or AUTH, a 4xx
-// to MAIL, DATA or the final dot, a lost connection or a timeout, and a
-// reply that cannot be understood (SPEC §6 treats an unknown reply like a
-// temporary failure). A permanent failure (5xx, authentication refused,
-// too big) stops: another host of the same site would say the same.
+// Moving on: any failure of Dial (a *SessionError: connect, greeting,
+// EHLO, TLS, AUTH, whatever the code), a 4xx to MAIL, DATA or the final
+// dot, a lost connection or a timeout, and a reply that cannot be
+// understood (SPEC §6 treats an unknown reply like a temporary failure).
+// A permanent refusal of the transaction (5xx, too big) stops: another
+// host of the same site would say the same.
 //
 // msg is re-read from offset 0 for each host, size octets long; env.Size
 // defaults to size. It returns the last attempt, the earlier failed
@@ -62,6 +63,10 @@ func attempt(ctx context.Context, h Host, o Options, env *Envelope, msg io.Reade
 	s, err := Dial(ctx, h, o)
 	if err != nil {
 		a.Err = err
+		var se *SessionError
+		if errors.As(err, &se) {
+			a.TLS = se.TLS // e.g. AUTH refused after STARTTLS
+		}
 		return a
 	}
 	a.Host = s.Host()

@@ -16,7 +16,10 @@
 //
 //   - RFC 5321 (SMTP): replies, multi-line replies, line limits (998 octets
 //     of text per line, §4.5.3.1.6), dot-stuffing (§4.5.2), timeouts
-//     (§4.5.3.2: the end-of-data reply may take up to 10 minutes).
+//     (§4.5.3.2: the end-of-data reply may take up to 10 minutes; each
+//     deadline covers a whole reply, so a server cannot stretch it by
+//     dripping octets), only 250 accepts the data (§4.3.2), and nothing
+//     may wait behind the 354 (the dialogue would be out of step).
 //   - RFC 3207 (STARTTLS): EHLO again after the handshake; no downgrade when
 //     STARTTLS is not offered; bytes the server sent between its 220 and the
 //     handshake are refused (they would be read as if they came over TLS).
@@ -31,7 +34,10 @@
 // the command, the code, the enhanced code and all the text, and matches one
 // class sentinel with errors.Is (ErrAuth, ErrBusy, ErrSyntax, ErrFatal,
 // ErrUnknownReply, ErrUnsupported, ErrTooBig). Network failures are a
-// *TransportError that matches ErrTransport and keeps its cause.
+// *TransportError that matches ErrTransport and keeps its cause. Dial
+// wraps whichever it got in a *SessionError (ErrSession): a failure to
+// set up the session is never a verdict on a message, so it is temporary
+// whatever the code.
 //
 // Credentials never appear in an error or in the trace written for -v.
 package relay

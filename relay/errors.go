@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/tls"
 	"errors"
 	"strconv"
 	"strings"
@@ -41,6 +42,11 @@ var (
 	// ErrTransport: DNS, connect, TLS handshake, timeout, connection
 	// lost. Always temporary.
 	ErrTransport error = classError("relay: transport error")
+	// ErrSession marks a *SessionError: Dial failed, before any
+	// transaction. It is not a class of its own (the reply inside keeps
+	// its class) but says the failure is about the path to the host, not
+	// about a message. Always temporary.
+	ErrSession error = classError("relay: session failed")
 )
 
 // Error is an SMTP reply that ended an operation, or a condition the client
@@ -158,12 +164,43 @@ func (e *TransportError) Is(target error) bool { return target == ErrTransport }
 // Temporary is always true: the network may work next time.
 func (e *TransportError) Temporary() bool { return true }
 
-// Temporary reports whether err means "try again later": a 4xx *Error or a
-// transport failure anywhere in err's chain. The queue uses it to decide
-// between keeping a message and bouncing it.
+// SessionError is why Dial failed: the connect, the greeting, EHLO, TLS
+// or AUTH. None of these is a verdict on a message (SPEC §6, §7): until
+// STARTTLS completes anyone on the path can answer in the server's name
+// (strip STARTTLS, refuse it, greet with 554, offer AUTH only in clear),
+// and a missing mechanism or a refused password is the administrator's to
+// mend. So a SessionError is always temporary, whatever the reply's code;
+// the message waits in the queue and the next host is tried. The *Error
+// or *TransportError inside keeps its class for errors.Is and errors.As.
+type SessionError struct {
+	// TLS is the connection state when TLS was negotiated before the
+	// failure (e.g. AUTH refused after STARTTLS), for the log; else nil.
+	TLS *tls.ConnectionState
+	Err error
+}
+
+// Error is the text of the failure inside.
+func (e *SessionError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the failure inside.
+func (e *SessionError) Unwrap() error { return e.Err }
+
+// Is matches ErrSession.
+func (e *SessionError) Is(target error) bool { return target == ErrSession }
+
+// Temporary is always true: see SessionError.
+func (e *SessionError) Temporary() bool { return true }
+
+// Temporary reports whether err means "try again later": a 4xx *Error, a
+// transport failure or a failure to set up the session anywhere in err's
+// chain. The queue uses it to decide between keeping a message and
+// bouncing it.
 func Temporary(err error) bool {
 	if err == nil {
 		return false
+	}
+	if errors.Is(err, ErrSession) {
+		return true
 	}
 	var te *TransportError
 	if errors.As(err, &te) {

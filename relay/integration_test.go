@@ -105,9 +105,9 @@ func TestIntegrationFailures(t *testing.T) {
 		refused  []string
 		messages int
 	}{
-		{name: "greeting 554", setup: func(s *smtptest.Server) { s.SetGreetingErr(smtptest.Reply(554, "5.3.2", "not now")) }, class: ErrFatal, refused: nil},
+		{name: "greeting 554", setup: func(s *smtptest.Server) { s.SetGreetingErr(smtptest.Reply(554, "5.3.2", "not now")) }, class: ErrFatal, temp: true},
 		{name: "greeting 421", setup: func(s *smtptest.Server) { s.SetGreetingErr(smtptest.Reply(421, "4.3.2", "busy")) }, class: ErrBusy, temp: true},
-		{name: "AUTH 535", setup: func(s *smtptest.Server) { s.SetAuthErr(smtptest.Reply(535, "5.7.8", "bad")) }, class: ErrAuth},
+		{name: "AUTH 535", setup: func(s *smtptest.Server) { s.SetAuthErr(smtptest.Reply(535, "5.7.8", "bad")) }, class: ErrAuth, temp: true},
 		{name: "AUTH 454", setup: func(s *smtptest.Server) { s.SetAuthErr(smtptest.Reply(454, "4.7.0", "later")) }, class: ErrBusy, temp: true},
 		{name: "no AUTH but required", noAuth: true, class: ErrAuth, refused: to},
 		{name: "MAIL 550", setup: func(s *smtptest.Server) { s.SetMailErr(smtptest.Reply(550, "5.7.1", "sender refused")) }, class: ErrFatal, refused: to},

@@ -226,6 +226,15 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	if err := s.expect("DATA", "", dataReply, 3); err != nil {
 		return fail(err)
 	}
+	if n := s.br.Buffered(); n > 0 {
+		// Nothing may follow the 354 until the final dot: a reply queued
+		// behind it would be read as the answer to the dot, and the real
+		// one (perhaps a 554) taken for the reply to QUIT. The dialogue is
+		// out of step; send nothing.
+		e := clientError("DATA", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its 354 reply, before the message", n))
+		s.broken = e
+		return fail(e)
+	}
 
 	// The message itself.
 	dw := newDotWriter(s.bw)
@@ -267,6 +276,15 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	s.readTimeout = s.timeout
 	if err != nil {
 		return fail(err)
+	}
+	if r.Code/100 == 2 && r.Code != 250 {
+		// RFC 5321 §4.3.2: 250 is the only success reply to the data.
+		// Anything else of class 2 (say a 221 that answers a pipelined
+		// QUIT) means the dialogue is out of step: not a delivery.
+		e := replyError("end of data", "", r)
+		e.class = ErrUnknownReply
+		s.broken = e
+		return fail(e)
 	}
 	if err := s.expect("end of data", "", r, 2); err != nil {
 		if s.broken == nil {

@@ -48,14 +48,14 @@ func (m TLSMode) String() string {
 
 // Default timeouts.
 const (
-	// DefaultTimeout bounds the connect and every command when
+	// DefaultTimeout bounds the connect, the TLS handshake and each reply
+	// but the last (the whole reply, however slowly it comes) when
 	// Host.Timeout is 0. It is shorter than RFC 5321's 5 minutes because
 	// relaymail's callers (PHP, cron) wait for it, and a message that
 	// cannot go now is queued, not lost.
 	DefaultTimeout = 30 * time.Second
-	// DefaultDataTimeout bounds the wait for the reply to the final dot
-	// when Host.DataTimeout is 0 (the larger of it and Host.Timeout
-	// applies). RFC 5321 §4.5.3.2.6 asks for 10 minutes: the server may be
+	// DefaultDataTimeout bounds the whole wait for the reply to the final
+	// dot when Host.DataTimeout is 0. RFC 5321 §4.5.3.2.6 asks for 10 minutes: the server may be
 	// scanning the message, and giving up early makes the queue send the
 	// message twice.
 	DefaultDataTimeout = 10 * time.Minute
@@ -77,8 +77,8 @@ type Host struct {
 	// returns the access token.
 	Password    func(ctx context.Context) (string, error)
 	Auth        AuthMechanism // "": auto
-	Timeout     time.Duration // connect and each command; 0: DefaultTimeout
-	DataTimeout time.Duration // reply to the final dot; 0: DefaultDataTimeout; never less than Timeout
+	Timeout     time.Duration // connect, TLS handshake, each whole reply; 0: DefaultTimeout
+	DataTimeout time.Duration // the whole reply to the final dot; 0: DefaultDataTimeout
 }
 
 // Addr is "name:port" as dialed.
@@ -104,11 +104,10 @@ func (h Host) timeout() time.Duration {
 }
 
 func (h Host) dataTimeout() time.Duration {
-	d := h.DataTimeout
-	if d <= 0 {
-		d = DefaultDataTimeout
+	if h.DataTimeout > 0 {
+		return h.DataTimeout
 	}
-	return max(d, h.timeout())
+	return DefaultDataTimeout
 }
 
 func (h Host) serverName() string {
@@ -144,9 +143,12 @@ type Session struct {
 	ext      map[string]string
 	greeting string
 	tlsState *tls.ConnectionState
+	// preTLSAuth is the AUTH offer made in clear before STARTTLS, to say
+	// so when it is missing after TLS.
+	preTLSAuth string
 
 	timeout     time.Duration
-	readTimeout time.Duration // for the next read: timeout, or the data timeout
+	readTimeout time.Duration // for the next reply: timeout, or the data timeout
 
 	mu       sync.Mutex // guards ctx, gen, canceled against the AfterFunc goroutine
 	ctx      context.Context
@@ -166,6 +168,9 @@ type Session struct {
 // says and authenticates when h.Username is set. On error the connection
 // is closed (after QUIT when the dialogue is still in sync). ctx bounds
 // the whole of Dial; Host.Timeout bounds each step.
+//
+// Every failure is a *SessionError (temporary, see there) around the
+// *Error or *TransportError that says what happened.
 func Dial(ctx context.Context, h Host, o Options) (*Session, error) {
 	if h.Name == "" {
 		return nil, errors.New("relay: no host name")
@@ -199,7 +204,7 @@ func Dial(ctx context.Context, h Host, o Options) (*Session, error) {
 	raw, err := dial(dctx, "tcp", h.Addr())
 	cancel()
 	if err != nil {
-		return nil, &TransportError{Op: "connect " + h.Addr(), Err: contextCause(ctx, err)}
+		return nil, &SessionError{Err: &TransportError{Op: "connect " + h.Addr(), Err: contextCause(ctx, err)}}
 	}
 	s.raw, s.conn = raw, raw
 	s.setupIO()
@@ -208,7 +213,7 @@ func Dial(ctx context.Context, h Host, o Options) (*Session, error) {
 	end()
 	if err != nil {
 		s.abort()
-		return nil, err
+		return nil, &SessionError{TLS: s.tlsState, Err: err}
 	}
 	return s, nil
 }
@@ -259,13 +264,13 @@ func (s *Session) setupIO() {
 	s.rr = replyReader{br: s.br, trace: s.tr.server}
 }
 
-// connIO arms a deadline before every read and write of the connection.
+// connIO arms a deadline before every write of the connection. Reads
+// are bounded per reply instead (readReply): a deadline renewed at each
+// read would let a server that drips a reply an octet at a time hold the
+// caller for as long as it likes.
 type connIO struct{ s *Session }
 
-func (c connIO) Read(p []byte) (int, error) {
-	c.s.arm(true, false)
-	return c.s.conn.Read(p)
-}
+func (c connIO) Read(p []byte) (int, error) { return c.s.conn.Read(p) }
 
 func (c connIO) Write(p []byte) (int, error) {
 	c.s.arm(false, true)
@@ -392,12 +397,15 @@ func (s *Session) write(cmds ...command) error {
 	return nil
 }
 
-// readReply reads one reply to cmd. A malformed reply is an ErrUnknownReply
-// *Error and, like a transport error, breaks the session.
+// readReply reads one reply to cmd, all of it within the read timeout
+// (Host.Timeout, or the data timeout for the final dot). A malformed
+// reply is an ErrUnknownReply *Error and, like a transport error, breaks
+// the session.
 func (s *Session) readReply(cmd, arg string) (*Reply, error) {
 	if s.broken != nil {
 		return nil, s.broken
 	}
+	s.arm(true, false)
 	r, err := s.rr.read()
 	if err != nil {
 		if errors.Is(err, errMalformed) {
@@ -484,8 +492,9 @@ func parseEHLO(lines []string) map[string]string {
 // startTLS upgrades the connection (RFC 3207) and says EHLO again.
 func (s *Session) startTLS(ctx context.Context) error {
 	if _, ok := s.ext["STARTTLS"]; !ok {
-		return clientError("STARTTLS", "", ErrUnsupported, "server does not offer STARTTLS")
+		return clientError("STARTTLS", "", ErrUnsupported, "server does not offer STARTTLS; the message is not sent without TLS")
 	}
+	s.preTLSAuth = s.ext["AUTH"]
 	r, err := s.cmd(command{name: "STARTTLS", line: "STARTTLS"})
 	if err != nil {
 		return err
@@ -538,8 +547,15 @@ func (s *Session) authenticate(ctx context.Context) error {
 			"refusing to send credentials without TLS to "+h.Name+" (not a loopback address)")
 	}
 	name, err := chooseMechanism(h.Auth, s.ext["AUTH"], encrypted)
-	if err != nil || name == "" {
+	if err != nil {
+		if _, ok := s.ext["AUTH"]; !ok && s.preTLSAuth != "" {
+			return clientError("AUTH", h.Auth.saslName(), ErrUnsupported,
+				"server does not offer AUTH after STARTTLS, only before it in clear (offered "+s.preTLSAuth+"); credentials go only over TLS")
+		}
 		return err
+	}
+	if name == "" {
+		return nil
 	}
 	if h.Password == nil {
 		return fmt.Errorf("relay: AUTH %s: no password configured", name)

@@ -105,8 +105,9 @@ func TestTranscriptHELOFallback(t *testing.T) {
 	}
 }
 
-// Failures during Dial: the class of the error, whether it is temporary,
-// and whether QUIT was still sent (it is not after a protocol error).
+// Failures during Dial: the class of the error, that it is temporary
+// (none is a verdict on a message), and whether QUIT was still sent (it
+// is not after a protocol error).
 func TestTranscriptDialErrors(t *testing.T) {
 	srvTLS, pool := testCert(t, "mx.test")
 	otherTLS, _ := testCert(t, "other.test")
@@ -116,7 +117,6 @@ func TestTranscriptDialErrors(t *testing.T) {
 		cfg    *tls.Config
 		script []ex
 		class  error
-		temp   bool
 		tcp    bool
 		check  func(t *testing.T, err error)
 	}{
@@ -126,10 +126,10 @@ func TestTranscriptDialErrors(t *testing.T) {
 					t.Errorf("error %q, want %q", got, want)
 				}
 			}},
-		{name: "greeting 421", script: []ex{{s: "421 4.3.2 busy\r\n"}}, class: ErrBusy, temp: true},
+		{name: "greeting 421", script: []ex{{s: "421 4.3.2 busy\r\n"}}, class: ErrBusy},
 		{name: "greeting garbage", script: []ex{{s: "hello there\r\n"}}, class: ErrUnknownReply},
 		{name: "greeting too long", script: []ex{{s: "220 " + strings.Repeat("x", 3000) + "\r\n"}}, class: ErrUnknownReply},
-		{name: "greeting 250-only continuation then EOF", script: []ex{{s: "220-mx\r\n", close: true}}, class: ErrTransport, temp: true,
+		{name: "greeting 250-only continuation then EOF", script: []ex{{s: "220-mx\r\n", close: true}}, class: ErrTransport,
 			check: func(t *testing.T, err error) {
 				if !errors.Is(err, io.ErrUnexpectedEOF) {
 					t.Errorf("cause of %v is not io.ErrUnexpectedEOF", err)
@@ -144,15 +144,15 @@ func TestTranscriptDialErrors(t *testing.T) {
 			script: []ex{{s: greet}, {c: ehlo, s: "502 no\r\n"}, {c: "HELO client.test\r\n", s: ok}, {c: quit, s: bye}}, class: ErrUnsupported},
 		{name: "STARTTLS 454", host: func(h *Host) { h.TLS = TLSStartTLS },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("STARTTLS")}, {c: "STARTTLS\r\n", s: "454 4.7.0 TLS not available\r\n"}, {c: quit, s: bye}},
-			class:  ErrBusy, temp: true},
+			class:  ErrBusy},
 		{name: "STARTTLS injection", host: func(h *Host) { h.TLS = TLSStartTLS },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("STARTTLS")}, {c: "STARTTLS\r\n", s: "220 2.0.0 go ahead\r\n250-injected\r\n250 AUTH PLAIN\r\n"}},
 			class:  ErrUnknownReply},
 		{name: "TLS wrong name", host: func(h *Host) { h.TLS = TLSStartTLS; h.TLSVerify = true; h.RootCAs = pool }, cfg: otherTLS,
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("STARTTLS")}, {c: "STARTTLS\r\n", s: "220 go\r\n", tls: true, fail: true}},
-			class:  ErrTransport, temp: true, tcp: true},
+			class:  ErrTransport, tcp: true},
 		{name: "TLS unknown authority", host: func(h *Host) { h.TLS = TLSImplicit; h.TLSVerify = true }, cfg: srvTLS,
-			script: []ex{{tls: true, fail: true}}, class: ErrTransport, temp: true, tcp: true,
+			script: []ex{{tls: true, fail: true}}, class: ErrTransport, tcp: true,
 			check: func(t *testing.T, err error) {
 				var ua x509.UnknownAuthorityError
 				if !errors.As(err, &ua) {
@@ -178,7 +178,7 @@ func TestTranscriptDialErrors(t *testing.T) {
 			class:  ErrAuth},
 		{name: "AUTH 454", host: func(h *Host) { h.Name = "::1"; h.Username = "u"; h.Password = staticPassword("p") },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN")}, {c: "AUTH PLAIN " + b64("\x00u\x00p") + "\r\n", s: "454 4.7.0 try later\r\n"}, {c: quit, s: bye}},
-			class:  ErrBusy, temp: true},
+			class:  ErrBusy},
 		{name: "AUTH 538", host: func(h *Host) { h.Name = "127.0.0.2"; h.Username = "u"; h.Password = staticPassword("p") },
 			script: []ex{{s: greet}, {c: ehlo, s: ehloReply("AUTH PLAIN")}, {c: "AUTH PLAIN " + b64("\x00u\x00p") + "\r\n", s: "538 5.7.11 encryption required\r\n"}, {c: quit, s: bye}},
 			class:  ErrAuth},
@@ -221,8 +221,9 @@ func TestTranscriptDialErrors(t *testing.T) {
 			if tt.class != nil && !errors.Is(err, tt.class) {
 				t.Errorf("error %v is not %v", err, tt.class)
 			}
-			if got := Temporary(err); got != tt.temp {
-				t.Errorf("Temporary(%v) = %v, want %v", err, got, tt.temp)
+			// None of these is a verdict on a message (SPEC §6).
+			if !Temporary(err) || !errors.Is(err, ErrSession) {
+				t.Errorf("Temporary(%v) = %v, ErrSession %v, want both", err, Temporary(err), errors.Is(err, ErrSession))
 			}
 			if !strings.HasPrefix(err.Error(), "relay: ") {
 				t.Errorf("error %q lacks the package prefix", err)
