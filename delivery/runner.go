@@ -41,6 +41,13 @@ func (r *Runner) now() time.Time {
 // Run makes one pass over the queue: every message when all is true (-q,
 // like postqueue -f), else those whose retry time has come. Bounces it
 // generates are delivered in the same pass.
+//
+// Cancelling ctx (SIGTERM, SIGINT) is a stop, not an error (SPEC §7): no
+// new transaction starts, the one in flight runs to its final reply
+// (bounded by the smarthost's timeouts, not by ctx) and is recorded, the
+// session ends with QUIT, and Run returns nil. Abandoning the wait for
+// the final reply would leave a message the smarthost may have taken
+// recorded as deferred, to be sent again.
 func (r *Runner) Run(ctx context.Context, all bool) error {
 	defer r.closeSession()
 	// One fsync of the queue directory for all the messages delivered in
@@ -61,7 +68,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 	var bounces []string
 	for _, env := range envs {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil
 		}
 		if all || env.Due(r.now()) {
 			bounces = append(bounces, r.process(ctx, env.ID)...)
@@ -69,7 +76,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 	}
 	for _, id := range bounces {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil
 		}
 		r.process(ctx, id)
 	}
@@ -127,6 +134,9 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 	renv := &relay.Envelope{From: env.Sender, To: env.Recipients, Size: size, EightBit: env.EightBit,
 		Notify: env.Notify, Ret: env.Ret, EnvID: env.EnvID}
 	host, res, err := r.send(ctx, renv, io.NewSectionReader(content, 0, size))
+	if err != nil && host == "" && ctx.Err() != nil {
+		return nil // stopped while connecting: no attempt was made
+	}
 	if err != nil {
 		f := classify(r.Config, err)
 		if f.Class != ErrRejected {
@@ -203,7 +213,8 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 		}
 	}
 	host := hostName(r.sess.Host())
-	res, err := r.sess.Send(ctx, env, msg)
+	// Once a transaction starts, a stop no longer interrupts it (see Run).
+	res, err := r.sess.Send(context.WithoutCancel(ctx), env, msg)
 	if err != nil {
 		r.closeSession()
 	}

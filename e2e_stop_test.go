@@ -1,0 +1,149 @@
+package main
+
+// End-to-end tests of issue 19: how relaymail stops (SIGTERM to -q and
+// -bd), what a full queue disk does to a retry, -bd's limits on idle and
+// slow clients, and a queued envelope whose body is gone.
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"relaymail/internal/smtptest"
+)
+
+// holdFinalReply makes h's smarthost read each message whole and then
+// keep its reply to the final dot until release is closed; held gets one
+// value per message held.
+func holdFinalReply(h *harness) (held <-chan struct{}, release func()) {
+	ch := make(chan struct{}, 100)
+	gate := make(chan struct{})
+	h.srv.SetDataFunc(func(r io.Reader) error {
+		io.Copy(io.Discard, r)
+		ch <- struct{}{}
+		<-gate
+		return nil
+	})
+	var once sync.Once
+	return ch, func() { once.Do(func() { close(gate) }) }
+}
+
+// startBinary starts relaymail with h's config and returns a channel with
+// its exit status.
+func startBinary(t *testing.T, h *harness, stderr *bytes.Buffer, args ...string) (*exec.Cmd, <-chan int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/nonexistent-home", noExitSleep, "RELAYMAIL_CONFIG=" + h.config}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan int, 1)
+	go func() {
+		cmd.Wait()
+		done <- cmd.ProcessState.ExitCode()
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+		}
+	})
+	return cmd, done
+}
+
+// waitExit returns the exit status, failing the test after a generous
+// bound.
+func waitExit(t *testing.T, done <-chan int, what string) int {
+	t.Helper()
+	select {
+	case code := <-done:
+		return code
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s did not exit within 60s", what)
+		return -1
+	}
+}
+
+// queueMessages queues n messages with -odq, each with its own subject.
+func queueMessages(t *testing.T, h *harness, n int, rcpts ...string) {
+	t.Helper()
+	for i := range n {
+		msg := fmt.Sprintf("Subject: message %d\n\nbody %d\n", i, i)
+		res := h.run(append([]string{"sendmail", "-odq", "-i"}, rcpts...), []byte(msg), stdinPipe)
+		if res.code != 0 {
+			t.Fatalf("queueing message %d: exit %d, stderr %q", i, res.code, res.stderr)
+		}
+	}
+}
+
+// subjectsOnce fails the test unless the smarthost got each of the n
+// messages queued by queueMessages exactly once per recipient.
+func subjectsOnce(t *testing.T, h *harness, n int) {
+	t.Helper()
+	count := make(map[string]int)
+	for _, m := range h.srv.Messages() {
+		for _, to := range m.To {
+			subject, _, _ := strings.Cut(string(m.Data), "\r\n")
+			count[subject+" to "+to]++
+		}
+	}
+	if len(count) != n {
+		t.Errorf("the smarthost got %d distinct messages, want %d: %v", len(count), n, count)
+	}
+	for k, c := range count {
+		if c != 1 {
+			t.Errorf("%s arrived %d times", k, c)
+		}
+	}
+}
+
+// TestStopRunnerHoldingFinalReply (issue 19.1): SIGTERM reaches -q while
+// the smarthost holds its reply to the final dot. The transaction in
+// flight is finished and recorded, no other starts, relaymail exits 0;
+// a second -q delivers the rest, and every message arrives exactly once.
+func TestStopRunnerHoldingFinalReply(t *testing.T) {
+	for _, args := range [][]string{{"-q"}, {"-q30m"}} {
+		t.Run(args[0], func(t *testing.T) {
+			const n = 3
+			h := newHarness(t, smtptest.Options{}, "", "")
+			queueMessages(t, h, n, "a@example.com")
+			held, release := holdFinalReply(h)
+			defer release()
+			var stderr bytes.Buffer
+			cmd, done := startBinary(t, h, &stderr, args...)
+			select {
+			case <-held:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the runner never reached the final dot")
+			}
+			cmd.Process.Signal(syscall.SIGTERM)
+			// Give the signal time to arrive: the old code cancelled the
+			// wait for the reply at once.
+			time.Sleep(time.Second)
+			release()
+			if code := waitExit(t, done, "relaymail "+args[0]); code != 0 {
+				t.Errorf("exit %d after SIGTERM, want 0; stderr %q", code, stderr.String())
+			}
+			if got := len(h.srv.Messages()); got != 1 {
+				t.Errorf("the smarthost got %d messages before the stop took effect, want the 1 in flight", got)
+			}
+			if q := h.spoolCount(""); q != n-1 {
+				t.Errorf("%d messages still queued, want %d", q, n-1)
+			}
+			h.srv.SetDataFunc(nil)
+			if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+				t.Fatalf("second -q: exit %d, stderr %q", res.code, res.stderr)
+			}
+			subjectsOnce(t, h, n)
+			if q := h.spoolCount(""); q != 0 {
+				t.Errorf("%d messages left in the queue", q)
+			}
+		})
+	}
+}
