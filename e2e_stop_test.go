@@ -147,3 +147,46 @@ func TestStopRunnerHoldingFinalReply(t *testing.T) {
 		})
 	}
 }
+
+// TestStopDaemonMidSession (issue 19.1): SIGTERM reaches -bd -q1m while
+// its queue runner and a client's session both wait for the smarthost's
+// reply to their final dot. Both transactions finish: the queued message
+// is recorded as sent, the client gets its 250, relaymail exits 0, and a
+// later -q sends nothing again.
+func TestStopDaemonMidSession(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	queueMessages(t, h, 1, "a@example.com")
+	held, release := holdFinalReply(h)
+	defer release()
+	d := clStartDaemon(t, h, "-q1m")
+	wait := func(what string) {
+		select {
+		case <-held:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("%s never reached the final dot", what)
+		}
+	}
+	wait("the queue runner")
+
+	c := clDial(t, d.addr)
+	c.startData("app@example.com", "b@example.com")
+	if _, err := io.WriteString(c.c, "Subject: message 1\r\n\r\nbody 1\r\n.\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	wait("the client's message")
+
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	time.Sleep(time.Second) // let the signal arrive before the replies do
+	release()
+	c.expect("250 ")
+	d.wait()
+
+	if q := h.spoolCount(""); q != 0 {
+		t.Errorf("%d messages queued after the stop, want 0", q)
+	}
+	h.srv.SetDataFunc(nil)
+	if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+		t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
+	}
+	subjectsOnce(t, h, 2)
+}
