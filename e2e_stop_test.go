@@ -8,7 +8,9 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -189,4 +191,70 @@ func TestStopDaemonMidSession(t *testing.T) {
 		t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
 	}
 	subjectsOnce(t, h, 2)
+}
+
+// spoolIDs returns the ids of the messages in the spool's sub/env.
+func (h *harness) spoolIDs(sub string) []string {
+	entries, _ := os.ReadDir(filepath.Join(h.dir, "spool", sub, "env"))
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Name())
+	}
+	return ids
+}
+
+// TestBodilessEnvelope (issue 19.7): a queued envelope whose body file is
+// gone is not listed by mailq as a message; a runner moves it to failed/
+// with the reason and says so once; --delete removes one still queued.
+func TestBodilessEnvelope(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("--delete is for root")
+	}
+	h := newHarness(t, smtptest.Options{}, "", "")
+	queueMessages(t, h, 2, "a@example.com")
+	ids := h.spoolIDs("")
+	if len(ids) != 2 {
+		t.Fatalf("queued %v, want 2", ids)
+	}
+	for _, id := range ids {
+		os.Remove(filepath.Join(h.dir, "spool", "body", id))
+	}
+
+	res := h.run([]string{"sendmail", "--delete", ids[0]}, nil, stdinNone)
+	if res.code != 0 {
+		t.Errorf("--delete %s: exit %d, stderr %q", ids[0], res.code, res.stderr)
+	}
+	res = h.run([]string{"mailq"}, nil, stdinNone)
+	if strings.Contains(res.stdout, ids[1]) || strings.Contains(res.stdout, ids[0]) {
+		t.Errorf("mailq lists a message without a body:\n%s", res.stdout)
+	}
+	if !strings.Contains(res.stderr, ids[1]) || !strings.Contains(res.stderr, "body") {
+		t.Errorf("mailq does not name the envelope without a body on stderr: %q", res.stderr)
+	}
+
+	for range 2 {
+		if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+			t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
+		}
+	}
+	log, _ := os.ReadFile(h.log)
+	n := 0
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, ids[1]) && !strings.Contains(line, "status=queued") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the log names %s %d times over two runs, want once:\n%s", ids[1], n, log)
+	}
+	h.expectLog(`id=` + ids[1] + `.*status=failed.*body`)
+	if got := h.spoolIDs("failed"); len(got) != 1 || got[0] != ids[1] {
+		t.Errorf("failed/ holds %v, want [%s]", got, ids[1])
+	}
+	if q := h.spoolCount(""); q != 0 {
+		t.Errorf("%d envelopes still queued", q)
+	}
+	if len(h.srv.Messages()) != 0 {
+		t.Errorf("the smarthost got %d messages", len(h.srv.Messages()))
+	}
 }

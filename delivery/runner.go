@@ -61,6 +61,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 	if err := r.Queue.Cleanup(r.now()); err != nil {
 		r.Logger.Warn("queue cleanup: " + err.Error())
 	}
+	r.failBodiless()
 	envs, err := r.Queue.List()
 	if err != nil {
 		r.Logger.Warn("queue: " + err.Error())
@@ -81,6 +82,20 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 		r.process(ctx, id)
 	}
 	return nil
+}
+
+// failBodiless moves envelopes that lost their body to failed/ and says
+// so once, in one log line each.
+func (r *Runner) failBodiless() {
+	moved, err := r.Queue.FailBodiless()
+	for _, env := range moved {
+		l := r.logLine(env, env.Recipients, "", "failed")
+		l.msg = env.LastError + "; moved to failed/"
+		l.write(r.Logger)
+	}
+	if err != nil {
+		r.Logger.Warn(err.Error())
+	}
 }
 
 // Loop runs the queue at once and then every interval until ctx ends
@@ -105,7 +120,7 @@ func (r *Runner) Loop(ctx context.Context, interval time.Duration) error {
 func (r *Runner) process(ctx context.Context, id string) []string {
 	it, err := r.Queue.Lock(id)
 	if err != nil {
-		if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) {
+		if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) && !errors.Is(err, queue.ErrNoBody) {
 			r.Logger.Warn("queue: " + err.Error())
 		}
 		return nil

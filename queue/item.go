@@ -33,7 +33,7 @@ func (q *Queue) Lock(id string) (*Item, error) {
 	f, err := os.Open(q.path(dirBody, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		if exists(q.path(dirEnv, id)) {
-			return nil, fmt.Errorf("queue: %s: corrupt: its body %s is missing", q.path(dirEnv, id), q.path(dirBody, id))
+			return nil, fmt.Errorf("%w: %s has no %s", ErrNoBody, q.path(dirEnv, id), q.path(dirBody, id))
 		}
 		return nil, fmt.Errorf("queue: lock %s: %w", id, ErrNotFound)
 	}
