@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -256,5 +257,82 @@ func TestBodilessEnvelope(t *testing.T) {
 	}
 	if len(h.srv.Messages()) != 0 {
 		t.Errorf("the smarthost got %d messages", len(h.srv.Messages()))
+	}
+}
+
+// fillDisk writes a file in dir until the filesystem is full and returns
+// a function that removes it.
+func fillDisk(t *testing.T, dir string) (free func()) {
+	t.Helper()
+	path := filepath.Join(dir, "filler")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, chunk := range []int{4096, 1} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					t.Fatal(err)
+				}
+				break
+			}
+		}
+	}
+	return func() { os.Remove(path) }
+}
+
+// TestRetryOnFullDisk (issue 19.5): the queue's disk is full when a retry
+// delivers to one recipient and the other is deferred. The runner cannot
+// write a new envelope, so it records the retry in place: the attempt
+// count and backoff grow, and the recipient that has the message is
+// never sent it again.
+func TestRetryOnFullDisk(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	h := newHarness(t, smtptest.Options{}, "", "")
+	spool := filepath.Join(h.dir, "spool")
+	os.MkdirAll(spool, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", spool).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	defer exec.Command("umount", spool).Run()
+
+	queueMessages(t, h, 1, "a@example.com", "b@example.com")
+	h.srv.SetRcptErr("b@example.com", smtptest.Reply(451, "4.2.0", "mailbox busy, try later"))
+	free := fillDisk(t, spool)
+	res := h.run([]string{"sendmail", "-q"}, nil, stdinNone)
+	free()
+	if res.code != 0 {
+		t.Fatalf("-q on a full disk: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if got := len(h.srv.Messages()); got != 1 {
+		t.Fatalf("the smarthost got %d messages, want 1 (for a)", got)
+	}
+	ids := h.spoolIDs("")
+	if len(ids) != 1 {
+		t.Fatalf("queued %v, want the message still there for b", ids)
+	}
+	data, _ := os.ReadFile(filepath.Join(spool, "env", ids[0]))
+	line, _, _ := strings.Cut(string(data), "\n")
+	for _, want := range []string{`"recipients":["b@example.com"]`, `"attempts":1`} {
+		if !strings.Contains(line, want) {
+			t.Errorf("the envelope lacks %s: %s", want, line)
+		}
+	}
+	if strings.Contains(line, `"next_attempt":"0001-`) {
+		t.Errorf("no backoff recorded: %s", line)
+	}
+
+	h.srv.SetRcptErr("b@example.com", nil)
+	if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+		t.Fatalf("second -q: exit %d, stderr %q", res.code, res.stderr)
+	}
+	subjectsOnce(t, h, 2)
+	if q := h.spoolCount(""); q != 0 {
+		t.Errorf("%d messages left in the queue", q)
 	}
 }
