@@ -5,10 +5,12 @@ package main
 // slow clients, and a queued envelope whose body is gone.
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -334,5 +336,57 @@ func TestRetryOnFullDisk(t *testing.T) {
 	subjectsOnce(t, h, 2)
 	if q := h.spoolCount(""); q != 0 {
 		t.Errorf("%d messages left in the queue", q)
+	}
+}
+
+// prependConfig puts top-level keys at the start of h's config, before
+// any table.
+func prependConfig(t *testing.T, h *harness, lines string) {
+	t.Helper()
+	cfg, err := os.ReadFile(h.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.config, append([]byte(lines), cfg...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestDaemonIdleClients (issue 19.6): -bd with listen_max_sessions
+// clients sitting idle. A new client is told 421 4.3.2 once it has waited
+// listen_wait_timeout for a session, instead of waiting without an
+// answer; once listen_command_timeout drops the idle ones (421 4.4.2), a
+// new client is served.
+func TestDaemonIdleClients(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	prependConfig(t, h, "listen_max_sessions = 2\nlisten_wait_timeout = \"1s\"\nlisten_command_timeout = \"4s\"\n")
+	d := clStartDaemon(t, h)
+	idle := []*clConn{clDial(t, d.addr), clDial(t, d.addr)}
+	for _, c := range idle {
+		c.cmd("EHLO idle.test", "250")
+	}
+
+	late, err := net.DialTimeout("tcp", d.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer late.Close()
+	late.SetDeadline(time.Now().Add(20 * time.Second))
+	if line, err := bufio.NewReader(late).ReadString('\n'); !strings.HasPrefix(line, "421 4.3.2 ") {
+		t.Errorf("a client over the limit got %q (%v), want 421 4.3.2", line, err)
+	}
+
+	for _, c := range idle {
+		if line, err := c.reply(); !strings.HasPrefix(line, "421 4.4.2 ") {
+			t.Errorf("an idle client got %q (%v), want 421 4.4.2", line, err)
+		}
+	}
+	c := clDial(t, d.addr) // greeted: a session is free again
+	c.startData("app@example.com", "a@example.com")
+	c.cmd("Subject: after the idle ones\r\n\r\nbody\r\n.", "250")
+	c.cmd("QUIT", "221")
+	d.stop()
+	if got := len(h.srv.Messages()); got != 1 {
+		t.Errorf("the smarthost got %d messages, want 1", got)
 	}
 }

@@ -34,7 +34,9 @@ func (inv *invocation) newSMTPHandler() *smtpHandler {
 }
 
 func (inv *invocation) smtpServer(h *smtpHandler) *smtpd.Server {
-	return &smtpd.Server{Hostname: inv.cfg.Hostname, Handler: h, Logger: inv.log}
+	return &smtpd.Server{Hostname: inv.cfg.Hostname, Handler: h, Logger: inv.log,
+		MaxSessions: inv.cfg.ListenMaxSessions, CommandTimeout: inv.cfg.ListenCommandTimeout,
+		MessageTimeout: inv.cfg.ListenDataTimeout, SlotTimeout: inv.cfg.ListenWaitTimeout}
 }
 
 // Rcpt refuses what is not an address; the smarthost's own verdict

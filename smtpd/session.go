@@ -482,7 +482,7 @@ func (ss *session) data(arg string) (bool, error) {
 		return true, err
 	}
 
-	ss.in.setMode(modeData, ss.srv.dataTimeout())
+	ss.in.setModeUntil(modeData, ss.srv.dataTimeout(), time.Now().Add(ss.srv.messageTimeout()))
 	dr := newDataReader(ss.br, ss.srv.maxMessageSize())
 	ctx, cancel := context.WithCancel(ss.ctx)
 	defer cancel()
