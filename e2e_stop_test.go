@@ -390,3 +390,45 @@ func TestDaemonIdleClients(t *testing.T) {
 		t.Errorf("the smarthost got %d messages, want 1", got)
 	}
 }
+
+// TestDaemonClientLeavesBeforeReply (issue 19.2): a -bd client gives up
+// while the smarthost holds its reply to the final dot. relaymail drops
+// the transaction and keeps no copy: the client never heard its message
+// accepted and will send it again, so a queued copy would make two.
+func TestDaemonClientLeavesBeforeReply(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	held := make(chan struct{}, 1)
+	gate := make(chan struct{})
+	h.srv.SetDataFunc(func(r io.Reader) error {
+		io.Copy(io.Discard, r)
+		held <- struct{}{}
+		<-gate
+		return smtptest.Reply(451, "4.3.0", "could not decide")
+	})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	defer release()
+	d := clStartDaemon(t, h)
+
+	c := clDial(t, d.addr)
+	c.startData("app@example.com", "a@example.com")
+	io.WriteString(c.c, "Subject: impatient\r\n\r\nbody\r\n.\r\n")
+	select {
+	case <-held:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the message never reached the smarthost's final dot")
+	}
+	c.c.Close() // the client's own timeout
+	// relaymail gives the transaction up once it sees the client gone;
+	// the old code waited for the reply, then queued the message.
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if log, _ := os.ReadFile(h.log); bytes.Contains(log, []byte("client left")) {
+			break
+		}
+	}
+	release()
+	d.stop()
+	if q := h.spoolCount(""); q != 0 {
+		t.Errorf("%d messages queued for a client that never heard a reply", q)
+	}
+}

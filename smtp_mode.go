@@ -67,7 +67,8 @@ func (h *smtpHandler) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader
 	for _, w := range msg.Warnings {
 		h.inv.log.Warn(w)
 	}
-	o := delivery.Options{Logger: h.inv.log, Caller: h.caller, QueueOnly: opts.QueueOnly, Queue: h.queue, QueueErr: h.qerr, Told: true}
+	o := delivery.Options{Logger: h.inv.log, Caller: h.caller, QueueOnly: opts.QueueOnly, Queue: h.queue, QueueErr: h.qerr, Told: true,
+		Abandoned: func() bool { return ctx.Err() != nil }}
 	err = delivery.Submit(ctx, h.inv.cfg, msg, o)
 	var f *delivery.Failure
 	if err == nil {
