@@ -34,7 +34,9 @@ func (inv *invocation) newSMTPHandler() *smtpHandler {
 }
 
 func (inv *invocation) smtpServer(h *smtpHandler) *smtpd.Server {
-	return &smtpd.Server{Hostname: inv.cfg.Hostname, Handler: h, Logger: inv.log}
+	return &smtpd.Server{Hostname: inv.cfg.Hostname, Handler: h, Logger: inv.log,
+		MaxSessions: inv.cfg.ListenMaxSessions, CommandTimeout: inv.cfg.ListenCommandTimeout,
+		MessageTimeout: inv.cfg.ListenDataTimeout, SlotTimeout: inv.cfg.ListenWaitTimeout}
 }
 
 // Rcpt refuses what is not an address; the smarthost's own verdict
@@ -65,7 +67,8 @@ func (h *smtpHandler) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader
 	for _, w := range msg.Warnings {
 		h.inv.log.Warn(w)
 	}
-	o := delivery.Options{Logger: h.inv.log, Caller: h.caller, QueueOnly: opts.QueueOnly, Queue: h.queue, QueueErr: h.qerr, Told: true}
+	o := delivery.Options{Logger: h.inv.log, Caller: h.caller, QueueOnly: opts.QueueOnly, Queue: h.queue, QueueErr: h.qerr, Told: true,
+		Abandoned: func() bool { return ctx.Err() != nil }}
 	err = delivery.Submit(ctx, h.inv.cfg, msg, o)
 	var f *delivery.Failure
 	if err == nil {

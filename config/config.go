@@ -51,6 +51,12 @@ type Config struct {
 	Log               string   // "syslog" | "stderr" | "none" | absolute path
 	Listen            []string // host:port addresses for -bd
 	ListenAllowRemote bool     // let -bd listen on non-loopback addresses
+	// -bd's limits (issue 19.6), so that idle or slow local clients cannot
+	// lock the others out.
+	ListenMaxSessions    int           // sessions served at once
+	ListenCommandTimeout time.Duration // a client's silence while a command is due (RFC 5321 §4.5.3.2.7)
+	ListenDataTimeout    time.Duration // the whole of DATA, 354 to the final dot
+	ListenWaitTimeout    time.Duration // a client over ListenMaxSessions waiting for a session, then 421 4.3.2
 	// Smarthosts holds [smarthost] first, then each [[fallback]] in
 	// file order; it always has at least one element.
 	Smarthosts []Smarthost

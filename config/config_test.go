@@ -58,6 +58,8 @@ func TestDefaults(t *testing.T) {
 		Log:               "syslog",
 		Listen:            []string{"127.0.0.1:25", "[::1]:25"},
 		ListenAllowRemote: false,
+		ListenMaxSessions: 100, ListenCommandTimeout: 5 * time.Minute,
+		ListenDataTimeout: 10 * time.Minute, ListenWaitTimeout: 30 * time.Second,
 		Smarthosts: []Smarthost{{
 			Host: "smtp.example.com", Port: 587, TLS: TLSStartTLS, TLSVerify: true,
 			TLSServerName: "smtp.example.com", Auth: "auto", Timeout: 30 * time.Second, DataTimeout: 10 * time.Minute,
@@ -99,6 +101,14 @@ func TestResolvedValues(t *testing.T) {
 		{"log stderr", `log = "stderr"` + "\n" + minimal, func(c *Config) any { return c.Log }, "stderr"},
 		{"log file", `log = "/var/log/relaymail.log"` + "\n" + minimal, func(c *Config) any { return c.Log }, "/var/log/relaymail.log"},
 		{"listen", `listen = ["0.0.0.0:2525"]` + "\nlisten_allow_remote = true\n" + minimal, func(c *Config) any { return []any{c.Listen, c.ListenAllowRemote} }, []any{[]string{"0.0.0.0:2525"}, true}},
+		{"listen limits", "listen_max_sessions = 20\nlisten_command_timeout = \"1m\"\nlisten_data_timeout = \"2m\"\nlisten_wait_timeout = \"5s\"\n" + minimal,
+			func(c *Config) any {
+				return []any{c.ListenMaxSessions, c.ListenCommandTimeout, c.ListenDataTimeout, c.ListenWaitTimeout}
+			}, []any{20, time.Minute, 2 * time.Minute, 5 * time.Second}},
+		{"listen limits default", minimal,
+			func(c *Config) any {
+				return []any{c.ListenMaxSessions, c.ListenCommandTimeout, c.ListenDataTimeout, c.ListenWaitTimeout}
+			}, []any{100, 5 * time.Minute, 10 * time.Minute, 30 * time.Second}},
 		{"implicit port", minimal + `tls = "implicit"`, func(c *Config) any { return c.Smarthosts[0].Port }, 465},
 		{"starttls port", minimal + `tls = "starttls"`, func(c *Config) any { return c.Smarthosts[0].Port }, 587},
 		{"none port", minimal + `tls = "none"`, func(c *Config) any { return c.Smarthosts[0].Port }, 587},
@@ -191,6 +201,10 @@ func TestValidation(t *testing.T) {
 		{"log", "log = \"file.log\"\n" + sh, `log must be syslog, stderr, none or an absolute path, not "file.log"`},
 		{"listen", "listen = [\"127.0.0.1\"]\n" + sh, `listen address "127.0.0.1" must be host:port, such as 127.0.0.1:25 or [::1]:25`},
 		{"listen empty", "listen = []\n" + sh, "listen must hold at least one address"},
+		{"listen_max_sessions", "listen_max_sessions = 0\n" + sh, "listen_max_sessions must be between 1 and 10000, not 0"},
+		{"listen_command_timeout", "listen_command_timeout = \"0s\"\n" + sh, `listen_command_timeout must be greater than zero, not "0s"`},
+		{"listen_data_timeout", "listen_data_timeout = \"soon\"\n" + sh, `listen_data_timeout must be a duration such as "30s", "2h" or "5d", not "soon"`},
+		{"listen_wait_timeout", "listen_wait_timeout = \"-1s\"\n" + sh, `listen_wait_timeout must be greater than zero, not "-1s"`},
 		{"queue dir", sh + "[queue]\ndir = \"spool\"", `queue.dir must be an absolute path, not "spool"`},
 		{"queue mode", sh + "[queue]\nmode = \"later\"", `queue.mode must be fallback, always or never, not "later"`},
 		{"queue max_age", sh + "[queue]\nmax_age = \"5 days\"", `queue.max_age must be a duration such as "30s", "2h" or "5d", not "5 days"`},

@@ -24,6 +24,10 @@ type fileConfig struct {
 	Log               string          `toml:"log"`
 	Listen            *[]string       `toml:"listen"`
 	ListenAllowRemote bool            `toml:"listen_allow_remote"`
+	ListenMaxSessions *int64          `toml:"listen_max_sessions"`
+	ListenCmdTimeout  string          `toml:"listen_command_timeout"`
+	ListenDataTimeout string          `toml:"listen_data_timeout"`
+	ListenWait        string          `toml:"listen_wait_timeout"`
 	Smarthost         *fileSmarthost  `toml:"smarthost"`
 	Fallback          []fileSmarthost `toml:"fallback"`
 	Aliases           map[string]any  `toml:"aliases"`
@@ -77,18 +81,22 @@ var smarthostSchema = map[string]keySpec{
 }
 
 var schema = map[string]keySpec{
-	"hostname":            {want: "a string"},
-	"domain":              {want: "a string"},
-	"from":                {want: "a string"},
-	"from_override":       {want: "a boolean"},
-	"rewrite_from_header": {want: "a boolean"},
-	"aliases_file":        {want: "a string (a path)"},
-	"log":                 {want: "a string"},
-	"listen":              {want: "an array of strings"},
-	"listen_allow_remote": {want: "a boolean"},
-	"smarthost":           {want: "a table", sub: smarthostSchema},
-	"fallback":            {want: "an array of tables ([[fallback]])", sub: smarthostSchema},
-	"aliases":             {want: "a table", free: true},
+	"hostname":               {want: "a string"},
+	"domain":                 {want: "a string"},
+	"from":                   {want: "a string"},
+	"from_override":          {want: "a boolean"},
+	"rewrite_from_header":    {want: "a boolean"},
+	"aliases_file":           {want: "a string (a path)"},
+	"log":                    {want: "a string"},
+	"listen":                 {want: "an array of strings"},
+	"listen_allow_remote":    {want: "a boolean"},
+	"listen_max_sessions":    {want: "an integer"},
+	"listen_command_timeout": {want: `a duration string such as "5m"`},
+	"listen_data_timeout":    {want: `a duration string such as "10m"`},
+	"listen_wait_timeout":    {want: `a duration string such as "30s"`},
+	"smarthost":              {want: "a table", sub: smarthostSchema},
+	"fallback":               {want: "an array of tables ([[fallback]])", sub: smarthostSchema},
+	"aliases":                {want: "a table", free: true},
 	"queue": {want: "a table", sub: map[string]keySpec{
 		"dir":     {want: "a string (a path)"},
 		"mode":    {want: "a string"},

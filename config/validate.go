@@ -22,6 +22,15 @@ const (
 	DefaultDataTimeout = 10 * time.Minute
 	DefaultQueueDir    = "/var/spool/relaymail"
 	DefaultMaxAge      = 120 * time.Hour
+
+	// -bd's limits. The command timeout is RFC 5321 §4.5.3.2.7's server
+	// timeout; RFC 5321 has no bound on the whole of DATA, 10 minutes is
+	// the client's wait for the final reply (§4.5.3.2.6).
+	DefaultListenMaxSessions    = 100
+	DefaultListenCommandTimeout = 5 * time.Minute
+	DefaultListenDataTimeout    = 10 * time.Minute
+	DefaultListenWaitTimeout    = 30 * time.Second
+	maxListenSessions           = 10000
 )
 
 // defaultListen is the default of listen: loopback only, both families.
@@ -134,6 +143,17 @@ func (env sysEnv) resolve(fc *fileConfig, path string, ps *problems) *Config {
 		}
 		cfg.Listen = append([]string(nil), (*fc.Listen)...)
 	}
+
+	cfg.ListenMaxSessions = DefaultListenMaxSessions
+	if n := fc.ListenMaxSessions; n != nil {
+		if *n < 1 || *n > maxListenSessions {
+			ps.add("listen_max_sessions must be between 1 and %d, not %d", maxListenSessions, *n)
+		}
+		cfg.ListenMaxSessions = int(*n)
+	}
+	cfg.ListenCommandTimeout = duration(fc.ListenCmdTimeout, DefaultListenCommandTimeout, "listen_command_timeout", ps)
+	cfg.ListenDataTimeout = duration(fc.ListenDataTimeout, DefaultListenDataTimeout, "listen_data_timeout", ps)
+	cfg.ListenWaitTimeout = duration(fc.ListenWait, DefaultListenWaitTimeout, "listen_wait_timeout", ps)
 
 	if fc.Smarthost == nil {
 		ps.add("smarthost.host is required")

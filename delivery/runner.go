@@ -46,6 +46,13 @@ func (r *Runner) now() time.Time {
 // Run makes one pass over the queue: every message when all is true (-q,
 // like postqueue -f), else those whose retry time has come. Bounces it
 // generates are delivered in the same pass.
+//
+// Cancelling ctx (SIGTERM, SIGINT) is a stop, not an error (SPEC §7): no
+// new transaction starts, the one in flight runs to its final reply
+// (bounded by the smarthost's timeouts, not by ctx) and is recorded, the
+// session ends with QUIT, and Run returns nil. Abandoning the wait for
+// the final reply would leave a message the smarthost may have taken
+// recorded as deferred, to be sent again.
 func (r *Runner) Run(ctx context.Context, all bool) error {
 	r.dead = nil
 	defer r.closeSession()
@@ -60,6 +67,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 	if err := r.Queue.Cleanup(r.now()); err != nil {
 		r.Logger.Warn("queue cleanup: " + err.Error())
 	}
+	r.failBodiless()
 	envs, err := r.Queue.List()
 	if err != nil {
 		r.Logger.Warn("queue: " + err.Error())
@@ -67,7 +75,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 	var bounces []string
 	for _, env := range envs {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil
 		}
 		if all || env.Due(r.now()) {
 			bounces = append(bounces, r.process(ctx, env.ID)...)
@@ -75,11 +83,25 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 	}
 	for _, id := range bounces {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil
 		}
 		r.process(ctx, id)
 	}
 	return nil
+}
+
+// failBodiless moves envelopes that lost their body to failed/ and says
+// so once, in one log line each.
+func (r *Runner) failBodiless() {
+	moved, err := r.Queue.FailBodiless()
+	for _, env := range moved {
+		l := r.logLine(env, env.Recipients, "", "failed")
+		l.msg = env.LastError + "; moved to failed/"
+		l.write(r.Logger)
+	}
+	if err != nil {
+		r.Logger.Warn(err.Error())
+	}
 }
 
 // Loop runs the queue at once and then every interval until ctx ends
@@ -104,7 +126,7 @@ func (r *Runner) Loop(ctx context.Context, interval time.Duration) error {
 func (r *Runner) process(ctx context.Context, id string) []string {
 	it, err := r.Queue.Lock(id)
 	if err != nil {
-		if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) {
+		if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) && !errors.Is(err, queue.ErrNoBody) {
 			r.Logger.Warn("queue: " + err.Error())
 		}
 		return nil
@@ -133,6 +155,9 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 	renv := &relay.Envelope{From: env.Sender, To: env.Recipients, Size: size, EightBit: env.EightBit,
 		Notify: env.Notify, Ret: env.Ret, EnvID: env.EnvID}
 	host, res, err := r.send(ctx, renv, io.NewSectionReader(content, 0, size))
+	if err != nil && host == "" && ctx.Err() != nil {
+		return nil // stopped while connecting: no attempt was made
+	}
 	if err != nil {
 		f := classify(r.Config, err)
 		if f.Class != ErrRejected {
@@ -237,7 +262,8 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 		}
 	}
 	host := hostName(r.sess.Host())
-	res, err := r.sess.Send(ctx, env, msg)
+	// Once a transaction starts, a stop no longer interrupts it (see Run).
+	res, err := r.sess.Send(context.WithoutCancel(ctx), env, msg)
 	if err != nil {
 		r.closeSession()
 	}

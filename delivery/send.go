@@ -31,7 +31,14 @@ type Options struct {
 	// Told: the client learns a refusal from an SMTP reply (-bs, -bd) and
 	// keeps its copy to send again, so a refused message is not kept.
 	Told bool
+	// Abandoned, when set, reports whether the SMTP client that handed
+	// the message over can no longer hear the reply (it left, or its
+	// session was cut off): a message it never heard accepted is not
+	// queued, since the client still has it and will send it again.
+	Abandoned func() bool
 }
+
+func (o *Options) abandoned() bool { return o.Abandoned != nil && o.Abandoned() }
 
 // queue returns the queue, opening it on first use.
 func (o *Options) queue() (*queue.Queue, error) {
@@ -121,6 +128,9 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		mode = config.QueueAlways
 	}
 	if mode == config.QueueAlways {
+		if o.abandoned() {
+			return &Failure{Class: ErrTemporary, Text: "not queued: the client left before the reply"}
+		}
 		if err := enqueue(msg, &o, msg.Recipients, nil, 0, ""); err != nil {
 			return keep(msg, o, now, &Failure{Class: ErrTemporary, Text: "could not queue the message: " + err.Error()})
 		}
@@ -152,7 +162,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 	// Queue what can be tried again, if the mode allows it.
 	var queueErr error
 	queued := false
-	if mode == config.QueueFallback {
+	if mode == config.QueueFallback && !o.abandoned() {
 		switch {
 		case whole != nil && whole.Class == ErrTemporary:
 			queueErr = enqueue(msg, &o, msg.Recipients, nil, 1, whole.Text)

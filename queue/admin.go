@@ -43,6 +43,10 @@ func (q *Queue) list(sub string) ([]*Envelope, error) {
 		case e.ID != de.Name():
 			errs = append(errs, fmt.Errorf("queue: %s: corrupt: it holds message %s", path, e.ID))
 			continue
+		case sub == dirEnv && q.bodiless(e.ID):
+			// Not a message that will be sent: name it, do not list it.
+			errs = append(errs, fmt.Errorf("%w: %s (the next queue run moves it to failed/)", ErrNoBody, path))
+			continue
 		}
 		envs = append(envs, e)
 	}
@@ -124,6 +128,14 @@ func (q *Queue) Delete(id string) error {
 	}
 	if exists(q.path(dirEnv, id)) {
 		it, err := q.Lock(id)
+		if errors.Is(err, ErrNoBody) {
+			// Nothing can lock a message without a body: its envelope
+			// is all there is to remove.
+			if err := os.Remove(q.path(dirEnv, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("queue: %w", err)
+			}
+			return syncDir(q.path(dirEnv, ""))
+		}
 		if err != nil {
 			return err
 		}
@@ -262,4 +274,66 @@ func withLock(path string, fn func() error) error {
 		return err
 	}
 	return fn()
+}
+
+// bodiless reports whether env/id exists without body/id. The body is
+// looked at first: a message leaves the queue envelope first (Delivered,
+// Fail) and enters it body first (Commit, Requeue), so an envelope still
+// there after its body was found missing is one that lost its body.
+func (q *Queue) bodiless(id string) bool {
+	return !exists(q.path(dirBody, id)) && exists(q.path(dirEnv, id))
+}
+
+// FailBodiless moves every queued envelope whose body is missing (see
+// ErrNoBody) to failed/, with the reason as its last error, and returns
+// the envelopes it moved, so that the runner reports each once instead
+// of at every pass. --delete ID removes such a message for good.
+func (q *Queue) FailBodiless() ([]*Envelope, error) {
+	entries, err := os.ReadDir(q.path(dirEnv, ""))
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	var moved []*Envelope
+	var errs []error
+	for _, de := range entries {
+		id := de.Name()
+		if !ValidID(id) || !q.bodiless(id) {
+			continue
+		}
+		fenv := q.path(dirFailedEnv, id)
+		if exists(fenv) {
+			errs = append(errs, fmt.Errorf("%w: %s, and %s exists too", ErrNoBody, q.path(dirEnv, id), fenv))
+			continue
+		}
+		if err := os.Rename(q.path(dirEnv, id), fenv); err != nil {
+			if !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("queue: %w", err))
+			}
+			continue
+		}
+		reason := "its body " + q.path(dirBody, id) + " is missing; it cannot be sent"
+		e, err := readEnv(fenv)
+		if err == nil {
+			e.LastError = reason
+			err = q.writeEnv(fenv, e)
+		}
+		if err != nil {
+			// Moved all the same: the envelope is where mailq --failed
+			// shows it, with the error it had.
+			errs = append(errs, err)
+		}
+		if e == nil {
+			e = &Envelope{ID: id}
+		}
+		e.LastError = reason
+		moved = append(moved, e)
+	}
+	if len(moved) > 0 {
+		for _, d := range []string{dirEnv, dirFailedEnv} {
+			if err := syncDir(q.path(d, "")); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return moved, errors.Join(errs...)
 }

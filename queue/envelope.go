@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -194,6 +195,80 @@ func (q *Queue) writeEnv(path string, e *Envelope) error {
 	}
 	ok = true
 	return syncDir(filepath.Dir(path))
+}
+
+// updateInPlace overwrites the JSON line of the env file at path with e's,
+// padded with spaces to the old line's length, without changing the
+// file's size: on a full disk, overwriting blocks a file already has
+// needs no new one (Postfix marks delivered recipients in its queue file
+// the same way). To fit, the next attempt is kept to the second, then
+// the last error is shortened, then the recipients newly delivered are
+// left out of Delivered (they only feed a later DSN); the recipients still
+// to go, the attempt count and the next attempt are always exact. The
+// line is a few hundred octets at offset 0, written with one pwrite and
+// fsynced; the header after it is not touched.
+func (q *Queue) updateInPlace(path string, e *Envelope) error {
+	if err := q.step("env-inplace"); err != nil {
+		return err
+	}
+	old, err := readEnv(path)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(old.Header, e.Header) {
+		return errors.New("the header changed")
+	}
+	oldLine, err := envLine(old)
+	if err != nil {
+		return err
+	}
+	c := *e
+	c.NextAttempt = c.NextAttempt.UTC().Truncate(time.Second)
+	line, err := envLine(&c)
+	for err == nil && len(line) > len(oldLine) && c.LastError != "" {
+		cut := max(len(c.LastError)-(len(line)-len(oldLine))-3, 0)
+		c.LastError = strings.ToValidUTF8(c.LastError[:cut], "")
+		if c.LastError != "" {
+			c.LastError += "..."
+		}
+		line, err = envLine(&c)
+	}
+	if err == nil && len(line) > len(oldLine) {
+		c.Delivered = old.Delivered
+		line, err = envLine(&c)
+	}
+	if err != nil {
+		return err
+	}
+	if len(line) > len(oldLine) {
+		return fmt.Errorf("the new envelope line is %d octets, the old one %d", len(line), len(oldLine))
+	}
+	line = append(line, bytes.Repeat([]byte(" "), len(oldLine)-len(line))...)
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(line, 0)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	*e = c
+	return nil
+}
+
+// envLine is the JSON line of e's env file, without its newline.
+func envLine(e *Envelope) ([]byte, error) {
+	data, err := encodeEnvelope(e)
+	if err != nil {
+		return nil, err
+	}
+	return data[:bytes.IndexByte(data, '\n')], nil
 }
 
 func (q *Queue) step(name string) error {

@@ -33,7 +33,7 @@ func (q *Queue) Lock(id string) (*Item, error) {
 	f, err := os.Open(q.path(dirBody, id))
 	if errors.Is(err, fs.ErrNotExist) {
 		if exists(q.path(dirEnv, id)) {
-			return nil, fmt.Errorf("queue: %s: corrupt: its body %s is missing", q.path(dirEnv, id), q.path(dirBody, id))
+			return nil, fmt.Errorf("%w: %s has no %s", ErrNoBody, q.path(dirEnv, id), q.path(dirBody, id))
 		}
 		return nil, fmt.Errorf("queue: lock %s: %w", id, ErrNotFound)
 	}
@@ -91,6 +91,13 @@ func (it *Item) usable() error {
 // Update persists it.Env atomically (attempts, recipients still to go,
 // next attempt, last error): a crash leaves the old or the new
 // envelope, never a mix.
+//
+// When the new envelope cannot be written (a full disk), the retry state
+// is written over the old envelope in place instead, which needs no new
+// block (see updateInPlace): a recipient the smarthost accepted must not
+// get the message again because the disk was full, and the retry count
+// and backoff must still grow. The error then says so, and is nil only
+// when the normal write worked.
 func (it *Item) Update() error {
 	if err := it.usable(); err != nil {
 		return err
@@ -98,7 +105,15 @@ func (it *Item) Update() error {
 	if len(it.Env.Recipients) == 0 {
 		return fmt.Errorf("queue: message %s: no recipient left: Remove it instead", it.id)
 	}
-	return it.q.writeEnv(it.q.path(dirEnv, it.id), it.Env)
+	path := it.q.path(dirEnv, it.id)
+	err := it.q.writeEnv(path, it.Env)
+	if err == nil {
+		return nil
+	}
+	if ierr := it.q.updateInPlace(path, it.Env); ierr != nil {
+		return fmt.Errorf("%w; in place: %v", err, ierr)
+	}
+	return fmt.Errorf("%w; retry state written over the old envelope in place", err)
 }
 
 // Remove takes a delivered message out of the queue, durably: it returns

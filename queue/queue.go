@@ -23,6 +23,12 @@ var ErrLocked = errors.New("queue: message is locked by another process")
 // in the queue: typically another runner delivered it meanwhile.
 var ErrNotFound = errors.New("queue: no such message")
 
+// ErrNoBody is returned (wrapped) by Lock for an envelope whose body file
+// is missing. Only a power loss on a filesystem that does not keep the
+// order of writes, or a hand, makes one: it can never be sent, so the
+// runner moves it to failed/ (FailBodiless) and Delete removes it.
+var ErrNoBody = errors.New("queue: the message's body is missing")
+
 // Group is the name of the group that owns the queue in production
 // (SPEC §9), used when relaymail does not run setgid to one.
 const Group = "relaymail"

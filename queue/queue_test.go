@@ -457,7 +457,7 @@ func TestLockErrors(t *testing.T) {
 		{"invalid id", nil, nil, "invalid message id"},
 		{"body missing", func(t *testing.T, id string) {
 			os.WriteFile(q.path(dirEnv, id), []byte("x"), 0o600)
-		}, nil, "its body"},
+		}, ErrNoBody, "body"},
 		{"env missing (delivered meanwhile)", func(t *testing.T, id string) {
 			os.WriteFile(q.path(dirBody, id), []byte("x"), 0o600)
 		}, ErrNotFound, ""},

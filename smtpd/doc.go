@@ -60,9 +60,16 @@
 //     status codes on every reply after the greeting. Unknown MAIL or RCPT
 //     parameters are answered 555 (RCPT has none: DSN is not offered).
 //   - Timeouts (§4.5.3.2): CommandTimeout (5 min) waiting for a command,
-//     DataTimeout (3 min) for each block of data, HandlerTimeout (10 min)
-//     for the Handler to answer after the final dot. A client that stays
-//     silent is sent "421 4.4.2" and dropped.
+//     DataTimeout (3 min) for each block of data and MessageTimeout
+//     (10 min) for the whole of it, HandlerTimeout (10 min) for the
+//     Handler to answer after the final dot. A client that stays silent,
+//     or trickles its data in too slowly, is sent "421 4.4.2" and
+//     dropped. A connection over MaxSessions waits SlotTimeout (30 s) for
+//     a session, then is sent "421 4.3.2".
+//   - A client whose connection ends after the final dot, before the
+//     reply, is gone: the Handler's context is cancelled with cause
+//     ErrClientGone (Linux), so that it keeps no copy of a message the
+//     client will send again.
 //
 // # Stopping
 //

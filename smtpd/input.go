@@ -42,6 +42,7 @@ type input struct {
 	mu       sync.Mutex
 	mode     readMode
 	timeout  time.Duration
+	until    time.Time     // no read waits past it; zero: no bound besides timeout
 	graceful bool          // a graceful stop was asked for (also set by a hard stop)
 	hard     bool          // a hard stop was asked for
 	soft     chan struct{} // closed with graceful
@@ -61,8 +62,14 @@ func newInput(r io.Reader) *input {
 
 // setMode switches the timeout and stop semantics for the reads that follow.
 func (in *input) setMode(m readMode, timeout time.Duration) {
+	in.setModeUntil(m, timeout, time.Time{})
+}
+
+// setModeUntil is setMode with an overall bound: no read waits past until
+// (the whole of DATA), whatever timeout allows each read.
+func (in *input) setModeUntil(m readMode, timeout time.Duration, until time.Time) {
 	in.mu.Lock()
-	in.mode, in.timeout = m, timeout
+	in.mode, in.timeout, in.until = m, timeout, until
 	in.mu.Unlock()
 }
 
@@ -113,6 +120,11 @@ func (in *input) Read(p []byte) (int, error) {
 		return 0, errStopped
 	}
 	timeout, mode := in.timeout, in.mode
+	if !in.until.IsZero() {
+		if left := time.Until(in.until); timeout <= 0 || left < timeout {
+			timeout = max(left, time.Nanosecond)
+		}
+	}
 	if in.dl != nil {
 		var t time.Time
 		if timeout > 0 {

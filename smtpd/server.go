@@ -24,6 +24,16 @@ const (
 	DefaultCommandTimeout = 5 * time.Minute
 	DefaultDataTimeout    = 3 * time.Minute
 	DefaultHandlerTimeout = 10 * time.Minute
+	// DefaultMessageTimeout bounds the whole of DATA, from the 354 to the
+	// final dot: DataTimeout alone lets a client that sends a byte every
+	// few minutes hold a session for ever. 10 minutes is 85 KB/s for a
+	// message of DefaultMaxMessageSize, far below loopback speeds.
+	DefaultMessageTimeout = 10 * time.Minute
+	// DefaultSlotTimeout is how long a client over MaxSessions waits for a
+	// free session before it is told 421 4.3.2: long enough to ride out a
+	// burst (most clients do not retry after a 421), short enough that it
+	// hears something before its own timeout (PHP's default is 60s).
+	DefaultSlotTimeout = 30 * time.Second
 )
 
 // ErrServerClosed is what Serve returns after Shutdown, so that the caller
@@ -43,14 +53,18 @@ type Server struct {
 	// advertised as SIZE; negative means no limit ("SIZE" without a value).
 	MaxMessageSize int64
 	MaxRecipients  int // per transaction; more are answered 452 4.5.3
-	// MaxSessions bounds concurrent sessions (Serve and ServeConn); a
-	// connection over it is answered 421 4.3.2 and closed.
+	// MaxSessions bounds concurrent sessions (Serve and ServeConn). Serve
+	// keeps up to as many more connections waiting for a free session, for
+	// SlotTimeout each, then answers 421 4.3.2 and closes; beyond that,
+	// clients wait in the kernel's listen queue until one of those ends.
 	MaxSessions   int
 	MaxLineLength int // command line limit in octets, line end included
 
 	CommandTimeout time.Duration // waiting for a command line
 	DataTimeout    time.Duration // waiting for each block of message data
 	HandlerTimeout time.Duration // for Handler.Data to answer after the final dot
+	MessageTimeout time.Duration // for the whole of DATA, 354 to the final dot
+	SlotTimeout    time.Duration // for a connection over MaxSessions to get a session
 
 	Logger *slog.Logger // nil: no logging
 
@@ -89,6 +103,11 @@ func (s *Server) dataTimeout() time.Duration { return orDefault(s.DataTimeout, D
 func (s *Server) handlerTimeout() time.Duration {
 	return orDefault(s.HandlerTimeout, DefaultHandlerTimeout)
 }
+
+func (s *Server) messageTimeout() time.Duration {
+	return orDefault(s.MessageTimeout, DefaultMessageTimeout)
+}
+func (s *Server) slotTimeout() time.Duration { return orDefault(s.SlotTimeout, DefaultSlotTimeout) }
 
 func orDefault[T int | time.Duration](v, def T) T {
 	if v <= 0 {
@@ -189,16 +208,21 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	var backoff time.Duration
-	// At MaxSessions, stop accepting rather than answer 421: the kernel's
-	// listen queue holds a burst of clients, most of which (smtplib,
-	// net/smtp, Symfony) do not retry after a 421 greeting.
+	// At MaxSessions a new connection waits for a free session rather
+	// than get a 421 at once: most clients (smtplib, net/smtp, Symfony)
+	// do not retry after a 421 greeting. It waits SlotTimeout at most,
+	// so that 100 idle clients cannot leave another without an answer.
+	// At most MaxSessions connections wait so; more wait unaccepted in
+	// the kernel's listen queue until one of those is served or told 421.
 	slots := make(chan struct{}, s.maxSessions())
+	waiting := make(chan struct{}, s.maxSessions())
 	for {
-		if err := s.waitSlot(ctx, slots); err != nil {
+		if err := s.waitSlot(ctx, waiting); err != nil {
 			return err
 		}
 		conn, err := l.Accept()
 		if err != nil {
+			<-waiting
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -225,9 +249,22 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			defer func() { <-slots }()
 			defer conn.Close()
-			err := s.serveConn(ctx, conn, conn, conn.RemoteAddr().String(), conn)
+			err := s.acquire(ctx, slots)
+			<-waiting
+			if err != nil {
+				rep := replyShutdown
+				if errors.Is(err, errNoSlot) {
+					rep = replyBusy
+					s.logger().Warn("smtpd: too many sessions, client told to come back", "remote", conn.RemoteAddr().String(),
+						"max", s.maxSessions(), "waited", s.slotTimeout())
+				}
+				conn.SetWriteDeadline(time.Now().Add(s.commandTimeout()))
+				conn.Write(rep.normalize().format())
+				return
+			}
+			defer func() { <-slots }()
+			err = s.serveConn(ctx, conn, conn, conn.RemoteAddr().String(), conn)
 			if err != nil {
 				s.logger().Debug("smtpd: session ended", "remote", conn.RemoteAddr().String(), "err", err)
 			}
@@ -253,6 +290,28 @@ func (s *Server) waitSlot(ctx context.Context, slots chan struct{}) error {
 			}
 		}
 	}
+}
+
+// errNoSlot: no session became free within SlotTimeout.
+var errNoSlot = errors.New("smtpd: no free session")
+
+// acquire waits up to SlotTimeout for a free session slot; it fails with
+// errNoSlot after that, or when the server stops.
+func (s *Server) acquire(ctx context.Context, slots chan struct{}) error {
+	select {
+	case slots <- struct{}{}:
+		return nil
+	default:
+	}
+	wctx, cancel := context.WithTimeoutCause(ctx, s.slotTimeout(), errNoSlot)
+	defer cancel()
+	if err := s.waitSlot(wctx, slots); err != nil {
+		if ctx.Err() == nil && errors.Is(context.Cause(wctx), errNoSlot) {
+			return errNoSlot
+		}
+		return err
+	}
+	return nil
 }
 
 // transientAcceptError reports whether Accept failed for a reason that may

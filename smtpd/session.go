@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -482,16 +483,34 @@ func (ss *session) data(arg string) (bool, error) {
 		return true, err
 	}
 
-	ss.in.setMode(modeData, ss.srv.dataTimeout())
+	ss.in.setModeUntil(modeData, ss.srv.dataTimeout(), time.Now().Add(ss.srv.messageTimeout()))
 	dr := newDataReader(ss.br, ss.srv.maxMessageSize())
-	ctx, cancel := context.WithCancel(ss.ctx)
+	ctx, cancelCause := context.WithCancelCause(ss.ctx)
+	cancel := func() { cancelCause(nil) }
 	defer cancel()
 	var timer atomic.Pointer[time.Timer]
-	dr.onEnd = func() { timer.Store(time.AfterFunc(ss.srv.handlerTimeout(), cancel)) }
+	var unwatch atomic.Pointer[func()]
+	dr.onEnd = func() {
+		timer.Store(time.AfterFunc(ss.srv.handlerTimeout(), cancel))
+		// Nothing pipelined after the dot: an end of stream now is a
+		// client that gave up waiting for the reply.
+		if ss.br.Buffered() == 0 {
+			if stop := ss.watchClient(func() { cancelCause(ErrClientGone) }); stop != nil {
+				unwatch.Store(&stop)
+			}
+		}
+	}
 	r, sawEOF := ss.callData(ctx, env, dr)
 	dr.closed, dr.onEnd = true, nil
 	if t := timer.Load(); t != nil {
 		t.Stop()
+	}
+	if stop := unwatch.Load(); stop != nil {
+		(*stop)()
+	}
+	if errors.Is(context.Cause(ctx), ErrClientGone) && dr.err == nil && dr.done {
+		ss.log.Warn("smtpd: client left before the reply to its final dot", "from", env.From)
+		return true, nil
 	}
 	if dr.err == nil && !dr.done {
 		dr.drain()
@@ -515,6 +534,45 @@ func (ss *session) data(arg string) (bool, error) {
 	ss.log.Debug("smtpd: message", "from", env.From, "rcpts", len(env.To), "size", dr.n, "reply", r.Error())
 	ss.reply(r)
 	return false, nil
+}
+
+// ErrClientGone is the cause of the context given to Handler.Data when
+// the client closed its connection after the final dot, before the
+// reply: whatever the Handler answers, nobody hears it, so a Handler
+// must not keep a message the client never heard it accept (the client
+// still has it and will send it again).
+var ErrClientGone = errors.New("smtpd: the client left before the reply")
+
+// clientWatchInterval is how often a session waiting for Handler.Data
+// looks whether its client is still connected.
+const clientWatchInterval = 250 * time.Millisecond
+
+// watchClient calls gone once if the client's connection ends while the
+// Handler works on a message; it returns the function that stops the
+// watch, or nil when the connection cannot be watched (-bs).
+func (ss *session) watchClient(gone func()) (stop func()) {
+	c, ok := ss.closer.(syscall.Conn)
+	if !ok {
+		return nil
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(clientWatchInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				if peerGone(c) {
+					gone()
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // callData calls the Handler and reports whether it saw io.EOF from the
