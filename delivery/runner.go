@@ -249,6 +249,9 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 		}
 		if err != nil {
 			r.sess, r.tls = nil, ""
+			if ctx.Err() != nil {
+				return "", nil, err // stopped while connecting: not an attempt
+			}
 			var se *relay.SessionError
 			if errors.As(err, &se) {
 				r.tls = tlsName(se.TLS)
