@@ -19,7 +19,7 @@ const pipelineBatch = 100
 type Envelope struct {
 	From     string   // reverse-path; "" is the null sender <>
 	To       []string // forward-paths, in order
-	Size     int64    // octets of the message as read, for SIZE=; 0: unknown
+	Size     int64    // octets as transmitted (WireSize), for SIZE=; 0: unknown
 	EightBit bool     // 8-bit content or -B8BITMIME: BODY=8BITMIME when offered
 	Notify   []string // DSN NOTIFY values ("SUCCESS", "DELAY", "FAILURE" or "NEVER"); nil: none
 	Ret      string   // DSN RET: "FULL", "HDRS" or ""
