@@ -43,15 +43,16 @@ func (f *Field) setRawValue(v []byte) {
 	f.Raw = append(raw, v...)
 }
 
-// unfold removes CRLF and LF where the next octet is SP or HTAB.
+// unfold removes CRLF, LF and a lone CR (all line ends, SPEC §3) where
+// the next octet is SP or HTAB.
 func unfold(b []byte) []byte {
 	out := make([]byte, 0, len(b))
 	for i := 0; i < len(b); i++ {
 		switch {
 		case b[i] == '\r' && i+2 < len(b) && b[i+1] == '\n' && isWSP(b[i+2]):
 			i++ // drop CR and LF
-		case b[i] == '\n' && i+1 < len(b) && isWSP(b[i+1]):
-			// drop LF
+		case (b[i] == '\n' || b[i] == '\r') && i+1 < len(b) && isWSP(b[i+1]):
+			// drop LF or lone CR
 		default:
 			out = append(out, b[i])
 		}

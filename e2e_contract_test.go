@@ -1,0 +1,198 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+
+	"relaymail/internal/smtptest"
+)
+
+// smuggle is the 2023 SMTP smuggling payload with lone CRs: a smarthost
+// that took a bare CR for a line end would see the end of the data and
+// a second transaction.
+const smuggle = "line\r.\rMAIL FROM:<x@y>\r"
+
+// checkNoBareCR fails unless every CR and LF in data is part of a CRLF
+// and the payload arrived as three lines of one message.
+func checkNoBareCR(t *testing.T, msgs []smtptest.Message) {
+	t.Helper()
+	if len(msgs) != 1 {
+		t.Fatalf("smarthost got %d messages, want 1", len(msgs))
+	}
+	data := string(msgs[0].Data)
+	for i := 0; i < len(data); i++ {
+		if data[i] == '\r' && (i+1 == len(data) || data[i+1] != '\n') || data[i] == '\n' && (i == 0 || data[i-1] != '\r') {
+			t.Fatalf("bare CR or LF at %d in %q", i, data)
+		}
+	}
+	if !strings.Contains(data, "\r\nline\r\n.\r\nMAIL FROM:<x@y>\r\n") {
+		t.Errorf("the lone CRs did not become line ends (the dot line stuffed on the wire, un-stuffed by the server): %q", data)
+	}
+}
+
+// TestLoneCR: a lone CR is a line end (SPEC §3) in -bm, -bs and -bd: CRLF
+// on the wire and the next line dot-stuffed, so "<CR>.<CR>" never ends
+// the data early; in the header block it ends a field too, so a "Bcc:"
+// after one is removed like any Bcc.
+func TestLoneCR(t *testing.T) {
+	t.Run("-bm", func(t *testing.T) {
+		h := newHarness(t, smtptest.Options{}, "", "")
+		res := h.run([]string{"sendmail", "-i", "a@example.com"}, []byte("Subject: s\n\n"+smuggle+"\nend\n"), stdinPipe)
+		if res.code != 0 || res.stderr != "" {
+			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+		}
+		checkNoBareCR(t, h.srv.Messages())
+	})
+	t.Run("-bm header", func(t *testing.T) {
+		h := newHarness(t, smtptest.Options{}, "", "")
+		res := h.run([]string{"sendmail", "-i", "-t"}, []byte("To: a@example.com\rBcc: hidden@example.com\rSubject: s\r\rbody\r"), stdinPipe)
+		if res.code != 0 || res.stderr != "" {
+			t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+		}
+		msgs := h.srv.Messages()
+		if len(msgs) != 1 {
+			t.Fatalf("%d messages", len(msgs))
+		}
+		m := msgs[0]
+		if got := strings.Join(m.To, ","); got != "a@example.com,hidden@example.com" {
+			t.Errorf("recipients %s, want both To: and Bcc: (fields after lone CRs)", got)
+		}
+		if strings.Contains(string(m.Data), "hidden") || !strings.Contains(string(m.Data), "\r\nSubject: s\r\n") ||
+			!strings.HasSuffix(string(m.Data), "\r\n\r\nbody\r\n") {
+			t.Errorf("header block on the wire: %q", m.Data)
+		}
+	})
+	t.Run("-bs", func(t *testing.T) {
+		h := newHarness(t, smtptest.Options{}, "", "")
+		in := "HELO c\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<a@example.com>\r\nDATA\r\nSubject: s\r\n\r\n" + smuggle + "\r\n.\r\nQUIT\r\n"
+		res := h.run([]string{"sendmail", "-bs"}, []byte(in), stdinPipe)
+		if res.code != 0 || !strings.Contains(res.stdout, "250 2.0.0 OK: queued as") {
+			t.Fatalf("exit %d, stderr %q, dialogue:\n%s", res.code, res.stderr, res.stdout)
+		}
+		checkNoBareCR(t, h.srv.Messages())
+	})
+	t.Run("-bd", func(t *testing.T) {
+		h := newHarness(t, smtptest.Options{}, "", "")
+		d := clStartDaemon(t, h)
+		c := clDial(t, d.addr)
+		c.startData("app@example.com", "a@example.com")
+		c.cmd("Subject: s\r\n\r\n"+smuggle+"\r\n.", "250")
+		c.cmd("QUIT", "221")
+		d.stop()
+		checkNoBareCR(t, h.srv.Messages())
+	})
+}
+
+// TestSizeAsTransmitted: SIZE= declares the message as it goes on the
+// wire, CRLF line ends and no dot-stuffing (RFC 1870 §3), so a message
+// read with LF ends that is one octet over the server's limit on the wire
+// is refused before DATA, and one right at the limit goes with SIZE=
+// equal to what the server counts. The server is scripted: go-smtp's own
+// check refuses a message of exactly its limit.
+func TestSizeAsTransmitted(t *testing.T) {
+	const limit = 2000
+	// No header relaymail adds, so the wire size is known: every LF
+	// becomes CRLF and nothing else changes.
+	head := "From: app@example.com\nTo: a@example.com\nDate: Mon, 2 Jan 2006 15:04:05 +0000\nMessage-ID: <size@test>\nSubject: size\n\n"
+	message := func(wire int) string {
+		msg := head + ".dot line\n" // a stuffed dot is not counted
+		for wireLen(msg) < wire-13 {
+			msg += "0123456789\n"
+		}
+		for wireLen(msg) < wire-2 {
+			msg += "x"
+		}
+		msg += "\n"
+		if wireLen(msg) != wire {
+			t.Fatalf("built %d octets on the wire, want %d", wireLen(msg), wire)
+		}
+		return msg
+	}
+	tests := []struct {
+		name     string
+		wire     int
+		wantCode int
+		wantErr  string
+	}{
+		{"at the limit", limit, 0, ""},
+		{"one over", limit + 1, 69, `larger than the server's limit of 2000`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mu sync.Mutex
+			var mail []string
+			var data []string
+			addr := smtptest.StartRaw(t, func(c net.Conn) {
+				rc := smtptest.NewRawConn(c)
+				rc.WriteLine("220 raw")
+				for {
+					line, err := rc.ReadLine()
+					if err != nil {
+						return
+					}
+					cmd := strings.ToUpper(line)
+					switch {
+					case strings.HasPrefix(cmd, "EHLO"):
+						rc.WriteLine(fmt.Sprintf("250-raw\r\n250 SIZE %d", limit))
+					case strings.HasPrefix(cmd, "MAIL"):
+						mu.Lock()
+						mail = append(mail, line)
+						mu.Unlock()
+						rc.WriteLine("250 ok")
+					case strings.HasPrefix(cmd, "DATA"):
+						rc.WriteLine("354 go on")
+						d, err := rc.ReadData()
+						if err != nil {
+							return
+						}
+						mu.Lock()
+						data = append(data, d)
+						mu.Unlock()
+						rc.WriteLine("250 taken")
+					case strings.HasPrefix(cmd, "QUIT"):
+						rc.WriteLine("221 bye")
+						return
+					default:
+						rc.WriteLine("250 ok")
+					}
+				}
+			})
+			host, port, _ := net.SplitHostPort(addr)
+			dir := t.TempDir()
+			cfg := filepath.Join(dir, "r.toml")
+			os.WriteFile(cfg, []byte(fmt.Sprintf("hostname = \"relaymail.test\"\ndomain = \"example.com\"\nlog = \"none\"\n[smarthost]\nhost = %q\nport = %s\ntls = \"none\"\ntimeout = \"5s\"\n[queue]\ndir = %q\n", host, port, filepath.Join(dir, "spool"))), 0o644)
+			in := message(tt.wire)
+			if len(in) > limit {
+				t.Fatalf("input of %d octets: the test needs one that fits as read", len(in))
+			}
+			res := runBinary(t, []string{"sendmail", "-i", "-f", "app@example.com", "a@example.com"}, []byte(in), stdinPipe, nil, "RELAYMAIL_CONFIG="+cfg)
+			if res.code != tt.wantCode || !regexp.MustCompile(tt.wantErr).MatchString(res.stderr) || (tt.wantErr == "") != (res.stderr == "") {
+				t.Fatalf("exit %d, stderr %q; want %d, %q", res.code, res.stderr, tt.wantCode, tt.wantErr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tt.wantCode != 0 {
+				if len(mail)+len(data) != 0 {
+					t.Errorf("a message over the limit was offered: %q", mail)
+				}
+				return
+			}
+			if len(mail) != 1 || len(data) != 1 {
+				t.Fatalf("MAIL %q, %d messages", mail, len(data))
+			}
+			unstuffed := strings.ReplaceAll("\r\n"+data[0], "\r\n..", "\r\n.")[2:]
+			if want := fmt.Sprintf("MAIL FROM:<app@example.com> SIZE=%d", tt.wire); mail[0] != want || len(unstuffed) != tt.wire {
+				t.Errorf("%s with %d octets, want %s", mail[0], len(unstuffed), want)
+			}
+		})
+	}
+}
+
+// wireLen is the RFC 1870 size of msg, which has LF line ends only.
+func wireLen(msg string) int { return len(msg) + strings.Count(msg, "\n") }
