@@ -196,3 +196,35 @@ func TestSizeAsTransmitted(t *testing.T) {
 
 // wireLen is the RFC 1870 size of msg, which has LF line ends only.
 func wireLen(msg string) int { return len(msg) + strings.Count(msg, "\n") }
+
+// TestDashDash: after "--" every operand is a recipient, even one that
+// starts with "-"; before it such an operand is refused alone (SPEC §2).
+func TestDashDash(t *testing.T) {
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+		wantTo   []string
+	}{
+		{"operand with a dash after --", []string{"-i", "--", "-list@example.com", "b@example.com"}, 0, "",
+			[]string{"-list@example.com", "b@example.com"}},
+		{"-- after the first recipient", []string{"-i", "a@example.com", "-odq", "--", "-list@example.com"}, 67, `"-odq": an option after the first recipient`,
+			[]string{"a@example.com", "-list@example.com"}},
+		{"no --: refused alone", []string{"-i", "a@example.com", "-list@example.com"}, 67, `"-list@example.com": an option after the first recipient`,
+			[]string{"a@example.com"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, smtptest.Options{}, "", "")
+			res := h.run(append([]string{"sendmail"}, tt.args...), []byte(simpleMail), stdinPipe)
+			if res.code != tt.wantCode || !regexp.MustCompile(tt.wantErr).MatchString(res.stderr) || (tt.wantErr == "") != (res.stderr == "") {
+				t.Fatalf("exit %d, stderr %q; want %d, %q", res.code, res.stderr, tt.wantCode, tt.wantErr)
+			}
+			msgs := h.srv.Messages()
+			if len(msgs) != 1 || strings.Join(msgs[0].To, " ") != strings.Join(tt.wantTo, " ") {
+				t.Fatalf("smarthost got %v, want one message to %v", received(h.srv), tt.wantTo)
+			}
+		})
+	}
+}

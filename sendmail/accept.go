@@ -154,8 +154,13 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	m.Sender = sender
 
 	var raw []string
+	afterDashDash := o.AfterDashDash
 	for _, operand := range o.Recipients {
-		addrs, err := operandAddresses(operand)
+		if operand == "--" && !afterDashDash {
+			afterDashDash = true // "a@x -- -list@x": the rest are recipients
+			continue
+		}
+		addrs, err := operandAddresses(operand, afterDashDash)
 		if err != nil {
 			m.Invalid = append(m.Invalid, err.Error())
 			continue
@@ -178,12 +183,13 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	return nil
 }
 
-// operandAddresses parses one command-line recipient operand. An operand
-// that starts with "-" is an option given after the first recipient (Ruby
-// mail 2.7 passes "[-i] -f x -- root"; getopt scanning has stopped by
-// then): it is reported, not mailed to.
-func operandAddresses(operand string) ([]string, error) {
-	if strings.HasPrefix(operand, "-") {
+// operandAddresses parses one command-line recipient operand. Before any
+// "--", an operand that starts with "-" is an option given after the
+// first recipient (Ruby mail 2.7 passes "[-i] -f x -- root"; getopt
+// scanning has stopped by then): it is reported, not mailed to. After a
+// "--" it is an address like any other ("-list@example.com" is valid).
+func operandAddresses(operand string, afterDashDash bool) ([]string, error) {
+	if strings.HasPrefix(operand, "-") && !afterDashDash {
 		return nil, fmt.Errorf("%q: an option after the first recipient is not an address", operand)
 	}
 	addrs, err := ParseAddressList(operand, "")

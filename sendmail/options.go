@@ -77,6 +77,9 @@ type Options struct {
 	DryRun            bool          // --dry-run
 	QueueID           string        // --requeue ID, --delete ID
 	Recipients        []string      // operands, raw
+	// AfterDashDash: scanning stopped at "--", so every operand is a
+	// recipient even when it starts with "-" (SPEC §2).
+	AfterDashDash bool
 	Ignored           []string      // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
 }
 
@@ -173,6 +176,7 @@ func (s *optScanner) scan() error {
 		arg := s.args[s.next]
 		if arg == "--" {
 			s.next++
+			s.o.AfterDashDash = true
 			return nil
 		}
 		if len(arg) < 2 || arg[0] != '-' {
