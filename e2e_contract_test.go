@@ -228,3 +228,61 @@ func TestDashDash(t *testing.T) {
 		})
 	}
 }
+
+// TestUncarriableAddress: an address no RCPT TO can carry (not UTF-8, an
+// angle bracket in a quoted local part, a path over 256 octets) is
+// refused at intake alone, named on stderr (67), and the others get the
+// message; -t header recipients too; -bs answers it at RCPT; a sender
+// the wire cannot carry is a usage error (64).
+func TestUncarriableAddress(t *testing.T) {
+	long := strings.Repeat("x", 10000) + "@example.com"
+	tests := []struct {
+		name     string
+		args     []string
+		stdin    string
+		wantCode int
+		wantErr  string
+	}{
+		{"angle brackets", []string{"-i", "good@example.com", `"a<b>c"@example.com`}, simpleMail, 67, `"\\"a<b>c\\"@example.com": address the wire cannot carry: an angle bracket`},
+		{"not UTF-8", []string{"-i", "good@example.com", "j\xf6rg@example.com"}, simpleMail, 67, `not valid UTF-8`},
+		{"10 kB address", []string{"-i", "good@example.com", long}, simpleMail, 67, `a path of 10014 octets`},
+		{"-t header", []string{"-i", "-t"}, "To: good@example.com, \"a<b>c\"@example.com\nSubject: s\n\nhi\n", 67, `an angle bracket`},
+		{"sender", []string{"-i", "-f", `"a<b>"@example.com`, "good@example.com"}, simpleMail, 64, `-f .*an angle bracket`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t, smtptest.Options{SMTPUTF8: true}, "", "")
+			res := h.run(append([]string{"sendmail"}, tt.args...), []byte(tt.stdin), stdinPipe)
+			if res.code != tt.wantCode || !regexp.MustCompile(tt.wantErr).MatchString(res.stderr) {
+				t.Fatalf("exit %d, stderr %q; want %d, %q", res.code, res.stderr, tt.wantCode, tt.wantErr)
+			}
+			if len(res.stderr) > 500 || strings.Count(res.stderr, "\n") != 1 {
+				t.Errorf("stderr is not one short line: %d octets", len(res.stderr))
+			}
+			got := received(h.srv)
+			if tt.wantCode == 64 {
+				if len(got) != 0 {
+					t.Errorf("sent %v with a bad sender", got)
+				}
+				return
+			}
+			if strings.Join(got, " ") != "good@example.com" {
+				t.Errorf("smarthost got %v, want the message for good@example.com alone", got)
+			}
+		})
+	}
+	t.Run("-bs", func(t *testing.T) {
+		h := newHarness(t, smtptest.Options{SMTPUTF8: true}, "", "")
+		in := "EHLO c\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<good@example.com>\r\nRCPT TO:<\"a<b>c\"@example.com>\r\n" +
+			"RCPT TO:<j\xf6rg@example.com>\r\nDATA\r\nSubject: s\r\n\r\nhi\r\n.\r\nQUIT\r\n"
+		res := h.run([]string{"sendmail", "-bs"}, []byte(in), stdinPipe)
+		replies := regexp.MustCompile(`(?m)^\d{3} `).FindAllString(res.stdout, -1)
+		want := "220 ,250 ,250 ,250 ,553 ,501 ,354 ,250 ,221 " // smtpd itself answers non-UTF-8 as syntax
+		if strings.Join(replies, ",") != want {
+			t.Errorf("replies %q, want %q:\n%s", strings.Join(replies, ","), want, res.stdout)
+		}
+		if got := received(h.srv); strings.Join(got, " ") != "good@example.com" {
+			t.Errorf("smarthost got %v, want the message for good@example.com alone", got)
+		}
+	})
+}

@@ -328,8 +328,8 @@ func (m msgReader) Read(p []byte) (int, error) {
 // that needs SMTPUTF8 the server lacks, a message over the advertised SIZE.
 func (s *Session) envelopeCommands(env *Envelope) (mail command, rcpts []command, err error) {
 	for _, a := range append([]string{env.From}, env.To...) {
-		if strings.ContainsAny(a, "\r\n\x00<>") {
-			return mail, nil, fmt.Errorf("relay: invalid address %q", a)
+		if err := CheckAddress(a); err != nil {
+			return mail, nil, fmt.Errorf("relay: invalid address %.80q: %w", a, err)
 		}
 	}
 	if env.To == nil {

@@ -10,6 +10,7 @@ import (
 
 	"relaymail/config"
 	"relaymail/queue"
+	"relaymail/relay"
 )
 
 // Message is a message relaymail has accepted from its caller: the
@@ -88,8 +89,8 @@ func (a *Acceptor) AcceptSMTP(data io.Reader, o *Options, from string, to []stri
 		m.Sender = sender
 		aliases, warnings := LoadAliases(a.Config)
 		m.Warnings = append(m.Warnings, warnings...)
-		m.Recipients = ResolveRecipients(to, aliases, a.Config.Domain)
-		if len(m.Recipients) == 0 {
+		m.Recipients = m.carried(ResolveRecipients(to, aliases, a.Config.Domain))
+		if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
 			return fmt.Errorf("%w: no recipients", ErrUsage)
 		}
 		return nil
@@ -176,11 +177,28 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	}
 	aliases, warnings := LoadAliases(cfg)
 	m.Warnings = append(m.Warnings, warnings...)
-	m.Recipients = ResolveRecipients(raw, aliases, cfg.Domain)
+	m.Recipients = m.carried(ResolveRecipients(raw, aliases, cfg.Domain))
 	if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
 		return fmt.Errorf("%w: no recipients (give them as arguments, or use -t to take them from To:, Cc: and Bcc:)", ErrUsage)
 	}
 	return nil
+}
+
+// carried returns the recipients the wire can carry (relay.CheckAddress,
+// the rule Send applies) and files every other one in m.Invalid: it is
+// refused alone and the others still get the message (SPEC §3), where
+// Send would refuse the whole envelope. The check comes after aliases
+// and qualification, which make the address that goes on the wire.
+func (m *Message) carried(rcpts []string) []string {
+	kept := rcpts[:0]
+	for _, r := range rcpts {
+		if err := relay.CheckAddress(r); err != nil {
+			m.Invalid = append(m.Invalid, fmt.Sprintf("%.80q: %v", r, err))
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept
 }
 
 // operandAddresses parses one command-line recipient operand. Before any
@@ -204,8 +222,11 @@ func operandAddresses(operand string, afterDashDash bool) ([]string, error) {
 func EnvelopeSender(o *Options, cfg *config.Config, caller Caller) (string, error) {
 	if o.SenderSet && cfg.FromOverride {
 		s, err := ParseSender(o.Sender, cfg.Domain)
+		if err == nil {
+			err = relay.CheckAddress(s)
+		}
 		if err != nil {
-			return "", fmt.Errorf("%w: -f %q: %v", ErrUsage, o.Sender, err)
+			return "", fmt.Errorf("%w: -f %.80q: %v", ErrUsage, o.Sender, err)
 		}
 		return s, nil
 	}
