@@ -80,7 +80,7 @@ type Options struct {
 	// AfterDashDash: scanning stopped at "--", so every operand is a
 	// recipient even when it starts with "-" (SPEC §2).
 	AfterDashDash bool
-	Ignored           []string      // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
+	Ignored       []string // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
 }
 
 // ErrUsage marks a command line relaymail cannot act on. Every error
