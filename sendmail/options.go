@@ -77,10 +77,11 @@ type Options struct {
 	DryRun            bool          // --dry-run
 	QueueID           string        // --requeue ID, --delete ID
 	Recipients        []string      // operands, raw
+	Ignored           []string      // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
+
 	// AfterDashDash: scanning stopped at "--", so every operand is a
 	// recipient even when it starts with "-" (SPEC §2).
 	AfterDashDash bool
-	Ignored       []string // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
 }
 
 // ErrUsage marks a command line relaymail cannot act on. Every error
