@@ -286,3 +286,53 @@ func TestUncarriableAddress(t *testing.T) {
 		}
 	})
 }
+
+// TestLongHeaderLine: a header line over 998 octets is folded as
+// continuation lines (at the last white space before the limit, else at
+// the limit), so the header block arrives whole and each field unfolds
+// to its value; a long body line is still broken as before.
+func TestLongHeaderLine(t *testing.T) {
+	subject := strings.TrimSpace(strings.Repeat("word ", 400))
+	solid := strings.Repeat("x", 2500)
+	body := strings.Repeat("b", 1500)
+	h := newHarness(t, smtptest.Options{}, "", "")
+	in := "Subject: " + subject + "\nX-Data: " + solid + "\nTo: a@example.com\n\n" + body + "\n"
+	res := h.run([]string{"sendmail", "-i", "-t"}, []byte(in), stdinPipe)
+	if res.code != 0 || res.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	msgs := h.srv.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages", len(msgs))
+	}
+	head, gotBody, ok := strings.Cut(string(msgs[0].Data), "\r\n\r\n")
+	if !ok {
+		t.Fatalf("no header block end in %q", msgs[0].Data)
+	}
+	fields := map[string]string{}
+	var name string
+	for _, l := range strings.Split(head, "\r\n") {
+		if len(l) > 998 {
+			t.Errorf("header line of %d octets", len(l))
+		}
+		if l != "" && (l[0] == ' ' || l[0] == '\t') && name != "" {
+			fields[name] += l // unfold: drop the CRLF only
+			continue
+		}
+		n, v, ok := strings.Cut(l, ":")
+		if !ok {
+			t.Fatalf("header line without a colon (a field was cut): %.60q", l)
+		}
+		name = n
+		fields[name] = v
+	}
+	if got := strings.TrimSpace(fields["Subject"]); got != subject {
+		t.Errorf("Subject unfolds to %d octets, want the original %d", len(got), len(subject))
+	}
+	if got := strings.ReplaceAll(fields["X-Data"], " ", ""); got != solid {
+		t.Errorf("X-Data unfolds to %d octets (spaces removed), want the original %d", len(got), len(solid))
+	}
+	if want := body[:998] + "\r\n" + body[998:] + "\r\n"; gotBody != want {
+		t.Errorf("body line not broken at 998 as before: %d octets", len(gotBody))
+	}
+}

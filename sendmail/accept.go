@@ -137,6 +137,9 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		RewriteFrom: cfg.RewriteFromHeader,
 		Now:         now,
 	})
+	if n := h.FoldLongLines(); n > 0 {
+		m.Changes = append(m.Changes, fmt.Sprintf("folded %d header field(s) with lines over 998 octets", n))
+	}
 	var head bytes.Buffer
 	if _, err := h.WriteTo(&head); err != nil {
 		body.Close()
