@@ -336,3 +336,61 @@ func TestLongHeaderLine(t *testing.T) {
 		t.Errorf("body line not broken at 998 as before: %d octets", len(gotBody))
 	}
 }
+
+// TestMailqLayout: mailq lists only the messages waiting, in Postfix's
+// layout with the last lines monitoring parses; a failed message is not
+// counted there but listed by mailq --failed, with how to requeue or
+// delete it and no next try.
+func TestMailqLayout(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	h.srv.SetDataErr(smtptest.Reply(554, "5.7.1", "spam"))
+	if res := h.run([]string{"sendmail", "-i", "failed@example.com"}, []byte(simpleMail), stdinPipe); res.code != 69 {
+		t.Fatalf("exit %d, want 69 (kept in failed/); stderr %q", res.code, res.stderr)
+	}
+	failedID := regexp.MustCompile(`^\w+`).FindString(strings.Join(listDir(t, h, "failed/env"), ""))
+
+	mailq := h.run([]string{"mailq"}, nil, stdinNone)
+	if mailq.code != 0 || mailq.stdout != "Mail queue is empty\n" {
+		t.Errorf("with only a failed message, mailq printed (exit %d):\n%s", mailq.code, mailq.stdout)
+	}
+	failed := h.run([]string{"mailq", "--failed"}, nil, stdinNone)
+	if failed.code != 0 || !strings.Contains(failed.stdout, failedID) || !strings.Contains(failed.stdout, "--requeue ID") ||
+		!strings.Contains(failed.stdout, "--delete ID") || strings.Contains(failed.stdout, "next try") ||
+		!strings.Contains(failed.stdout, "failed@example.com") {
+		t.Errorf("mailq --failed (exit %d):\n%s", failed.code, failed.stdout)
+	}
+
+	h.srv.SetGreetingErr(smtptest.Reply(421, "4.3.2", "busy"))
+	if res := h.run([]string{"sendmail", "-i", "waiting@example.com"}, []byte(simpleMail), stdinPipe); res.code != 0 {
+		t.Fatalf("exit %d, want 0 (queued); stderr %q", res.code, res.stderr)
+	}
+	for _, argv := range [][]string{{"mailq"}, {"sendmail", "-bp"}} {
+		out := h.run(argv, nil, stdinNone).stdout
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		if len(lines) < 5 {
+			t.Fatalf("%v:\n%s", argv, out)
+		}
+		if !regexp.MustCompile(`^----Queue ID-----\s+--Size-- ---Arrival Time---- --Sender/Recipient------$`).MatchString(lines[0]) ||
+			!regexp.MustCompile(`^\w{17,} +\d+ \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d root@example\.com$`).MatchString(lines[1]) ||
+			!regexp.MustCompile(`^ +\(.*421 4\.3\.2 busy.*\)$`).MatchString(lines[2]) ||
+			!regexp.MustCompile(`^ {47,}waiting@example\.com$`).MatchString(lines[3]) ||
+			lines[len(lines)-2] != "" || lines[len(lines)-1] != "-- 0 Kbytes in 1 Request." ||
+			strings.Contains(out, failedID) {
+			t.Errorf("%v is not Postfix's layout of the one waiting message:\n%s", argv, out)
+		}
+	}
+}
+
+// listDir names the entries of the spool's sub directory.
+func listDir(t *testing.T, h *harness, sub string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(h.dir, "spool", sub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}

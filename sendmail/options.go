@@ -82,6 +82,9 @@ type Options struct {
 	// AfterDashDash: scanning stopped at "--", so every operand is a
 	// recipient even when it starts with "-" (SPEC §2).
 	AfterDashDash bool
+	// ListFailed: --failed, list the messages kept in failed/ instead
+	// of the ones waiting (mailq's own listing stays Postfix's).
+	ListFailed bool
 }
 
 // ErrUsage marks a command line relaymail cannot act on. Every error
@@ -225,6 +228,8 @@ func (s *optScanner) long(arg string) error {
 		s.o.Mode = ModeCheck
 	case "--dry-run":
 		s.o.DryRun = true
+	case "--failed":
+		s.o.Mode, s.o.ListFailed = ModeListQueue, true
 	case "--help":
 		s.help = true
 	case "--version":

@@ -201,6 +201,7 @@ func TestParseArgs(t *testing.T) {
 
 		// end of options
 		{"-- ends options", []string{sm, "-i", "--", "-t", "a@x"}, base(func(o *Options) { o.IgnoreDots = true; o.Recipients = rcpts("-t", "a@x"); o.AfterDashDash = true }), ""},
+		{"--failed lists failed/", []string{sm, "--failed"}, base(func(o *Options) { o.Mode = ModeListQueue; o.ListFailed = true }), ""},
 		{"-- alone", []string{sm, "--"}, base(func(o *Options) { o.AfterDashDash = true }), ""},
 		{"first operand ends options", []string{sm, "a@x", "-t"}, base(func(o *Options) { o.Recipients = rcpts("a@x", "-t") }), ""},
 		{"lone dash is an operand", []string{sm, "-", "-t"}, base(func(o *Options) { o.Recipients = rcpts("-", "-t") }), ""},
