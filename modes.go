@@ -144,21 +144,26 @@ func (inv *invocation) deliver(ctx context.Context) error {
 	return delivery.Submit(ctx, inv.cfg, msg, o)
 }
 
-// listQueue prints the queue (mailq, -bp).
+// listQueue prints the messages waiting (mailq, -bp) or, with --failed,
+// the ones kept in failed/.
 func (inv *invocation) listQueue() error {
 	q, err := inv.queueToWorkOn()
 	if err != nil {
 		return err
 	}
+	if inv.opts.ListFailed {
+		failed, err := q.ListFailed()
+		if err != nil {
+			fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
+		}
+		queue.FormatFailed(inv.stdout, failed, time.Now())
+		return nil
+	}
 	queued, err := q.List()
 	if err != nil {
 		fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
 	}
-	failed, err := q.ListFailed()
-	if err != nil {
-		fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
-	}
-	queue.FormatList(inv.stdout, queued, failed, time.Now())
+	queue.FormatList(inv.stdout, queued, time.Now())
 	return nil
 }
 
@@ -273,6 +278,7 @@ configured in /etc/relaymail.toml.
   -v              print the SMTP dialogue on stderr (credentials redacted)
   -bv             show how each recipient resolves; deliver nothing
   -bp, mailq      list the queue;  -q: run the queue
+  mailq --failed  list the messages kept in failed/
   --check         connect to the smarthost, show TLS and capabilities, quit
   --dry-run       print the envelope and message as they would be sent
   --version, --help

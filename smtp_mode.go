@@ -39,11 +39,16 @@ func (inv *invocation) smtpServer(h *smtpHandler) *smtpd.Server {
 		MessageTimeout: inv.cfg.ListenDataTimeout, SlotTimeout: inv.cfg.ListenWaitTimeout}
 }
 
-// Rcpt refuses what is not an address; the smarthost's own verdict
-// comes after DATA (see Data).
+// Rcpt refuses what is not an address (501) and an address the wire
+// cannot carry (553, relay.CheckAddress: the rule -bm applies to each
+// recipient); the smarthost's own verdict comes after DATA (see Data).
 func (h *smtpHandler) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string) *smtpd.Reply {
-	if addrs, err := sendmail.ParseAddressList(addr, ""); err != nil || len(addrs) != 1 {
+	addrs, err := sendmail.ParseAddressList(addr, "")
+	if err != nil || len(addrs) != 1 {
 		return &smtpd.Reply{Code: 501, Enhanced: "5.1.3", Text: "bad recipient address syntax"}
+	}
+	if err := relay.CheckAddress(addrs[0]); err != nil {
+		return &smtpd.Reply{Code: 553, Enhanced: "5.1.3", Text: "recipient is an " + err.Error()}
 	}
 	return nil
 }

@@ -152,7 +152,8 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 	}
 
 	content, size := it.Content()
-	renv := &relay.Envelope{From: env.Sender, To: env.Recipients, Size: size, EightBit: env.EightBit,
+	wire, _ := relay.WireSize(io.NewSectionReader(content, 0, size)) // 0 (no SIZE=) when unreadable: sending fails then too
+	renv := &relay.Envelope{From: env.Sender, To: env.Recipients, Size: wire, EightBit: env.EightBit,
 		Notify: env.Notify, Ret: env.Ret, EnvID: env.EnvID}
 	host, res, err := r.send(ctx, renv, io.NewSectionReader(content, 0, size))
 	if err != nil && host == "" && ctx.Err() != nil {

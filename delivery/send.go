@@ -93,9 +93,10 @@ var tlsModes = map[config.TLSMode]relay.TLSMode{
 // Envelope is the relay envelope for msg.
 func Envelope(msg *sendmail.Message) *relay.Envelope {
 	return &relay.Envelope{
-		From:     msg.Sender,
-		To:       msg.Recipients,
-		Size:     msg.Size(),
+		From: msg.Sender,
+		To:   msg.Recipients,
+		// Size is left to relay.Deliver, which measures the message as
+		// it goes on the wire (RFC 1870), not as read.
 		EightBit: msg.EightBit,
 		Notify:   msg.Notify,
 		Ret:      msg.Ret,

@@ -7,61 +7,74 @@ import (
 	"time"
 )
 
-// FormatList writes the mailq view (relaymail -bp, mailq), laid out like
-// Postfix's so that people and scripts that read it find their way: one
-// block per message with its id, size, age, attempts and sender, the
-// last error in parentheses, then the recipients still to deliver; a
-// summary line; "Mail queue is empty" when nothing is queued. Failed
-// messages follow in a section of their own, headed as such, with how
-// to retry or delete them.
-func FormatList(w io.Writer, queued, failed []*Envelope, now time.Time) {
+// FormatList writes the mailq view (relaymail -bp, mailq) of the
+// messages waiting to be tried again, in Postfix's layout (its long-id
+// variant, postqueue's showq_compat), because monitoring parses it:
+// check_mailq and the Munin and Zabbix templates read the last line,
+// "Mail queue is empty" or "-- N Kbytes in M Request(s).", and count the
+// lines that start with an id. Each message is its id, size, arrival
+// time and sender, the last error in parentheses right-aligned at column
+// 76 (with when it is tried next), then the recipients still to deliver.
+// Messages in failed/ are not waiting: FormatFailed lists them.
+func FormatList(w io.Writer, queued []*Envelope, now time.Time) {
 	if len(queued) == 0 {
 		fmt.Fprintln(w, "Mail queue is empty")
-	} else {
-		formatSection(w, queued, now)
+		return
 	}
-	if len(failed) > 0 {
-		fmt.Fprintf(w, "\nFailed, not retried (relaymail --requeue ID to retry, --delete ID to remove):\n")
-		formatSection(w, failed, now)
-	}
+	formatTable(w, queued, now, true)
 }
 
-func formatSection(w io.Writer, envs []*Envelope, now time.Time) {
-	idw := len("-Queue ID-")
+// FormatFailed writes the messages kept in failed/ (mailq --failed): a
+// line saying how to requeue or delete them, then the layout of
+// FormatList without a next try (they have none), or "No failed
+// messages".
+func FormatFailed(w io.Writer, failed []*Envelope, now time.Time) {
+	if len(failed) == 0 {
+		fmt.Fprintln(w, "No failed messages")
+		return
+	}
+	fmt.Fprintln(w, "Failed, not retried: relaymail --requeue ID puts one back in the queue, relaymail --delete ID removes it.")
+	formatTable(w, failed, now, false)
+}
+
+// formatTable writes envs in Postfix's layout and the summary line.
+func formatTable(w io.Writer, envs []*Envelope, now time.Time, nextTry bool) {
+	idw := len("----Queue ID-----")
 	for _, e := range envs {
 		idw = max(idw, len(e.ID))
 	}
-	fmt.Fprintf(w, "%-*s %8s %7s %5s  %s\n", idw, "-Queue ID-", "--Size--", "--Age--", "Tries", "-Sender/Recipient-------")
-	indent := strings.Repeat(" ", idw+1+8+1+7+1+5+2)
+	fmt.Fprintf(w, "%-*s %8s %-19s %s\n", idw, "----Queue ID-----", "--Size--", "---Arrival Time----", "--Sender/Recipient------")
 	var total int64
-	for _, e := range envs {
+	for i, e := range envs {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
 		total += e.Size()
 		sender := e.Sender
 		if sender == "" {
 			sender = "MAILER-DAEMON"
 		}
-		fmt.Fprintf(w, "%-*s %8d %7s %5d  %s\n", idw, e.ID, e.Size(), formatAge(now.Sub(e.Created)), e.Attempts, oneLine(sender))
-		if e.LastError != "" || e.NextAttempt.After(now) {
-			msg := oneLine(e.LastError)
-			if e.NextAttempt.After(now) {
-				if msg != "" {
-					msg += "; "
-				}
-				msg += "next try in " + formatAge(e.NextAttempt.Sub(now))
+		arrival := e.Created.In(now.Location()).Format("Mon Jan _2 15:04:05")
+		fmt.Fprintf(w, "%-*s %8d %19.19s %s\n", idw, e.ID, e.Size(), arrival, oneLine(sender))
+		why := oneLine(e.LastError)
+		if nextTry && e.NextAttempt.After(now) {
+			if why != "" {
+				why += "; "
 			}
-			fmt.Fprintf(w, "(%s)\n", msg)
+			why += "next try in " + formatAge(e.NextAttempt.Sub(now))
+		}
+		if why != "" {
+			fmt.Fprintf(w, "%*s(%s)\n", max(0, 76-len(why)), "", why)
 		}
 		for _, r := range e.Recipients {
-			fmt.Fprintf(w, "%s%s\n", indent, oneLine(r))
+			fmt.Fprintf(w, "%-*s %8s %-19s %s\n", idw, "", "", "", oneLine(r))
 		}
-		fmt.Fprintln(w)
 	}
-	n := len(envs)
 	req := "Requests"
-	if n == 1 {
+	if len(envs) == 1 {
 		req = "Request"
 	}
-	fmt.Fprintf(w, "-- %d Kbytes in %d %s.\n", (total+1023)/1024, n, req)
+	fmt.Fprintf(w, "\n-- %d Kbytes in %d %s.\n", total/1024, len(envs), req)
 }
 
 // formatAge renders a duration the way an admin reads a queue: its two

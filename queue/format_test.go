@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -94,18 +95,23 @@ func TestFormatList(t *testing.T) {
 		},
 	}
 	tests := []struct {
-		name           string
-		queued, failed []*Envelope
+		name   string
+		envs   []*Envelope
+		failed bool // FormatFailed, else FormatList
 	}{
-		{"empty", nil, nil},
-		{"queued", queued, nil},
-		{"failed-only", nil, failed},
-		{"both", queued, failed},
+		{"empty", nil, false},
+		{"queued", queued, false},
+		{"failed-none", nil, true},
+		{"failed", failed, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			FormatList(&buf, tt.queued, tt.failed, now)
+			if tt.failed {
+				FormatFailed(&buf, tt.envs, now)
+			} else {
+				FormatList(&buf, tt.envs, now)
+			}
 			golden := filepath.Join("testdata", "mailq-"+tt.name+".txt")
 			if *update {
 				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
@@ -120,13 +126,27 @@ func TestFormatList(t *testing.T) {
 				t.Errorf("FormatList output differs from %s (rerun with -update):\n%s", golden, buf.Bytes())
 			}
 			out := buf.String()
-			if (len(tt.queued) == 0) != strings.HasPrefix(out, "Mail queue is empty\n") {
-				t.Errorf("\"Mail queue is empty\" wrong:\n%s", out)
+			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			last := lines[len(lines)-1]
+			// The lines monitoring parses, exactly as Postfix writes them.
+			switch {
+			case len(tt.envs) == 0 && !tt.failed:
+				if out != "Mail queue is empty\n" {
+					t.Errorf("empty queue: %q", out)
+				}
+			case len(tt.envs) > 0:
+				want := regexp.MustCompile(`^-- \d+ Kbytes in \d+ Requests?\.$`)
+				if !want.MatchString(last) || lines[len(lines)-2] != "" {
+					t.Errorf("summary %q, want it after an empty line, matching %v", last, want)
+				}
 			}
-			if (len(tt.failed) > 0) != strings.Contains(out, "Failed") {
-				t.Errorf("failed section wrong:\n%s", out)
+			if strings.Contains(out, "next try") == tt.failed && len(tt.envs) > 0 {
+				t.Errorf("next try shown=%v for failed=%v:\n%s", !tt.failed, tt.failed, out)
 			}
-			for _, e := range append(tt.queued, tt.failed...) {
+			if (tt.failed && len(tt.envs) > 0) != strings.Contains(out, "--requeue ID") {
+				t.Errorf("how to requeue shown for failed=%v:\n%s", tt.failed, out)
+			}
+			for _, e := range tt.envs {
 				for _, s := range append([]string{e.ID}, e.Recipients...) {
 					if !strings.Contains(out, s) {
 						t.Errorf("output lacks %q", s)

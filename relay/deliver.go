@@ -30,7 +30,7 @@ type Attempt struct {
 // host of the same site would say the same.
 //
 // msg is re-read from offset 0 for each host, size octets long; env.Size
-// defaults to size. It returns the last attempt, the earlier failed
+// 0 is measured with WireSize. It returns the last attempt, the earlier failed
 // attempts in order, and last.Err.
 func Deliver(ctx context.Context, hosts []Host, o Options, env *Envelope, msg io.ReaderAt, size int64) (last Attempt, failed []Attempt, err error) {
 	if len(hosts) == 0 {
@@ -38,7 +38,11 @@ func Deliver(ctx context.Context, hosts []Host, o Options, env *Envelope, msg io
 	}
 	e := *env
 	if e.Size == 0 {
-		e.Size = size
+		n, err := WireSize(io.NewSectionReader(msg, 0, size))
+		if err != nil {
+			return Attempt{Host: hosts[0], Err: err}, nil, err
+		}
+		e.Size = n
 	}
 	for i, h := range hosts {
 		last = attempt(ctx, h, o, &e, io.NewSectionReader(msg, 0, size))

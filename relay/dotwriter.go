@@ -11,9 +11,12 @@ const maxLineText = 998
 
 // dotWriter streams a message into the DATA phase (RFC 5321 §4.5.2):
 //
-//   - LF and CRLF both end a line and become CRLF; a CR not followed by LF
-//     is not a line break and is passed through as an ordinary octet;
-//   - a line that starts with "." gets another "." in front;
+//   - LF, CRLF and a lone CR each end a line and become CRLF: RFC 5321
+//     §2.3.8 forbids a client to send CR or LF other than as CRLF, and a
+//     server that reads a bare CR as a line end would otherwise take
+//     "<CR>.<CR>" for the end of the data (SMTP smuggling);
+//   - a line that starts with "." gets another "." in front (also one
+//     that follows a lone CR);
 //   - a line longer than 998 octets on the wire (a stuffed dot counts) is
 //     broken by inserting CRLF after 998 octets and going on (what Postfix
 //     does, so nothing is refused or lost; a continuation that starts with
@@ -26,8 +29,11 @@ const maxLineText = 998
 type dotWriter struct {
 	w   *bufio.Writer
 	col int   // octets written on the current output line
-	cr  bool  // the last input octet was a CR whose meaning is not known yet
+	cr  bool  // the last input octet was a CR: the line has ended, LF or not
 	n   int64 // octets written, terminator excluded
+	// stuffed counts the dots added in front of lines, which RFC 1870
+	// leaves out of the message size.
+	stuffed int64
 }
 
 func newDotWriter(w *bufio.Writer) *dotWriter { return &dotWriter{w: w} }
@@ -53,38 +59,25 @@ func (d *dotWriter) writeByte(b byte) error {
 	return nil
 }
 
-// octet emits one ordinary octet (used for a lone CR).
-func (d *dotWriter) octet(b byte) error {
-	if d.col == maxLineText {
-		if err := d.crlf(); err != nil {
-			return err
-		}
-	}
-	d.col++
-	return d.writeByte(b)
-}
-
 // Write consumes p entirely unless the underlying writer fails.
 func (d *dotWriter) Write(p []byte) (int, error) {
 	total := len(p)
 	for len(p) > 0 {
 		if d.cr {
+			// The CRLF for this CR is out already: an LF right after it
+			// is part of the same line end.
 			d.cr = false
 			if p[0] == '\n' {
-				if err := d.crlf(); err != nil {
-					return total - len(p), err
-				}
 				p = p[1:]
 				continue
 			}
-			if err := d.octet('\r'); err != nil {
-				return total - len(p), err
-			}
-			continue
 		}
 		switch p[0] {
 		case '\r':
 			d.cr = true
+			if err := d.crlf(); err != nil {
+				return total - len(p), err
+			}
 			p = p[1:]
 			continue
 		case '\n':
@@ -104,6 +97,7 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 				return total - len(p), err
 			}
 			d.col++
+			d.stuffed++
 		}
 		n := lineBreak(p)
 		if room := maxLineText - d.col; n > room {
@@ -118,15 +112,10 @@ func (d *dotWriter) Write(p []byte) (int, error) {
 	return total, nil
 }
 
-// Close ends the message: a pending lone CR, the final CRLF when missing,
-// and the ".\r\n" terminator. It does not flush.
+// Close ends the message: the final CRLF when missing, and the ".\r\n"
+// terminator. It does not flush.
 func (d *dotWriter) Close() error {
-	if d.cr {
-		d.cr = false
-		if err := d.octet('\r'); err != nil {
-			return err
-		}
-	}
+	d.cr = false
 	if d.col != 0 {
 		if err := d.crlf(); err != nil {
 			return err

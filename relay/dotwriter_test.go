@@ -49,17 +49,20 @@ func TestDotWriter(t *testing.T) {
 		{"leading dot", ".\n..x\n.y\n", "..\r\n...x\r\n..y\r\n.\r\n"},
 		{"dot not at start", "a.\n a\n", "a.\r\n a\r\n.\r\n"},
 		{"dot first line no newline", ".", "..\r\n.\r\n"},
-		{"lone CR", "a\rb\n", "a\rb\r\n.\r\n"},
-		{"lone CR then dot", "a\r.b\n", "a\r.b\r\n.\r\n"},
-		{"CR CR LF", "a\r\r\nb", "a\r\r\nb\r\n.\r\n"},
-		{"trailing CR", "a\r", "a\r\r\n.\r\n"},
+		{"lone CR ends a line", "a\rb\n", "a\r\nb\r\n.\r\n"},
+		{"lone CR then dot is stuffed", "a\r.b\n", "a\r\n..b\r\n.\r\n"},
+		{"smuggling", "line\r.\rMAIL FROM:<x@y>\r", "line\r\n..\r\nMAIL FROM:<x@y>\r\n.\r\n"},
+		{"CR CR", "a\r\rb", "a\r\n\r\nb\r\n.\r\n"},
+		{"CR CR LF", "a\r\r\nb", "a\r\n\r\nb\r\n.\r\n"},
+		{"trailing CR", "a\r", "a\r\n.\r\n"},
+		{"LF CR", "a\n\rb", "a\r\n\r\nb\r\n.\r\n"},
 		{"blank lines", "\n\n", "\r\n\r\n.\r\n"},
 		{"exactly 998", long + "\n", long + "\r\n.\r\n"},
 		{"999 broken", long + "b\n", long + "\r\nb\r\n.\r\n"},
 		{"2000 broken twice", long + long + "cccc", long + "\r\n" + long + "\r\ncccc\r\n.\r\n"},
 		{"break before dot", long + ".x\n", long + "\r\n..x\r\n.\r\n"},
 		{"stuffed dot counts", "." + long[1:] + "z\n", ".." + long[2:] + "\r\naz\r\n.\r\n"},
-		{"lone CR counts", long[1:] + "\rz", long[1:] + "\r\r\nz\r\n.\r\n"},
+		{"lone CR before the limit", long + "\rz", long + "\r\nz\r\n.\r\n"},
 		{"8bit passes", "Grüße\n", "Grüße\r\n.\r\n"},
 		{"NUL passes", "a\x00b", "a\x00b\r\n.\r\n"},
 	}
@@ -77,7 +80,7 @@ func TestDotWriter(t *testing.T) {
 }
 
 // normalise is the reference for what dotWriter sends, before stuffing:
-// lines split at LF or CRLF, each at most 998 octets once stuffed,
+// lines split at LF, CRLF or a lone CR, each at most 998 octets once stuffed,
 // CRLF-terminated.
 func normalise(in string) string {
 	var out strings.Builder
@@ -103,9 +106,11 @@ func normalise(in string) string {
 		switch {
 		case in[i] == '\n':
 			flush()
-		case in[i] == '\r' && i+1 < len(in) && in[i+1] == '\n':
+		case in[i] == '\r':
 			flush()
-			i++
+			if i+1 < len(in) && in[i+1] == '\n' {
+				i++
+			}
 		default:
 			line = append(line, in[i])
 		}
@@ -137,6 +142,9 @@ func checkDotOutput(t testing.TB, in, wire string) {
 	for i := 0; i < len(wire); i++ {
 		if wire[i] == '\n' && (i == 0 || wire[i-1] != '\r') {
 			t.Fatalf("bare LF at %d in %q", i, clip(wire))
+		}
+		if wire[i] == '\r' && (i+1 == len(wire) || wire[i+1] != '\n') {
+			t.Fatalf("bare CR at %d in %q", i, clip(wire))
 		}
 	}
 	for _, l := range strings.Split(wire, "\r\n") {
@@ -220,4 +228,62 @@ func TestWriteData(t *testing.T) {
 	if err := WriteData(io.Discard, &errReader{io.ErrClosedPipe}); !errors.Is(err, io.ErrClosedPipe) {
 		t.Errorf("reader error lost: %v", err)
 	}
+}
+
+// WireSize is what RFC 1870 declares: the octets on the wire without the
+// stuffed dots and the terminator.
+func TestWireSize(t *testing.T) {
+	long := strings.Repeat("a", 998)
+	tests := []struct {
+		in   string
+		want int64
+	}{
+		{"", 0},
+		{"a\r\n", 3},
+		{"a\n", 3},
+		{"a\rb\r", 6},
+		{"no newline", 12},
+		{".\n..\n", 3 + 4},
+		{long + "b\n", 998 + 2 + 3},
+		{"." + long, 998 + 2 + 1 + 2}, // the stuffed dot moves the break but is not counted
+	}
+	for _, tt := range tests {
+		for _, chunk := range []int{0, 1, 5} {
+			var r io.Reader = strings.NewReader(tt.in)
+			if chunk > 0 {
+				r = &chunkReader{s: tt.in, n: chunk}
+			}
+			got, err := WireSize(r)
+			if err != nil || got != tt.want {
+				t.Errorf("WireSize(%q) in chunks of %d = %d, %v; want %d", clip(tt.in), chunk, got, err, tt.want)
+			}
+		}
+		wire, _ := dotEncode(t, tt.in, 0)
+		stuffed := int64(0)
+		for _, l := range strings.SplitAfter(strings.TrimSuffix(wire, ".\r\n"), "\r\n") {
+			if strings.HasPrefix(l, "..") {
+				stuffed++
+			}
+		}
+		if got := int64(len(wire)-3) - stuffed; got != tt.want {
+			t.Errorf("%q: wire has %d octets without stuffing, want %d", clip(tt.in), got, tt.want)
+		}
+	}
+	if _, err := WireSize(&errReader{io.ErrClosedPipe}); !errors.Is(err, io.ErrClosedPipe) {
+		t.Errorf("reader error lost: %v", err)
+	}
+}
+
+type chunkReader struct {
+	s string
+	n int
+}
+
+func (c *chunkReader) Read(p []byte) (int, error) {
+	if c.s == "" {
+		return 0, io.EOF
+	}
+	n := copy(p[:min(len(p), c.n)], c.s)
+	c.s = c.s[n:]
+	return n, nil
 }

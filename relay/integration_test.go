@@ -80,8 +80,8 @@ func TestIntegrationModes(t *testing.T) {
 				if msg.TLS != (m.cli != TLSNone) {
 					t.Errorf("server saw TLS=%v", msg.TLS)
 				}
-				if msg.MailOptions.Size != int64(len(testBody)) {
-					t.Errorf("SIZE=%d, want %d", msg.MailOptions.Size, len(testBody))
+				if msg.MailOptions.Size != int64(len(msg.Data)) { // RFC 1870: as transmitted, unstuffed
+					t.Errorf("SIZE=%d, want %d", msg.MailOptions.Size, len(msg.Data))
 				}
 				leakCheck(t, "s3cret-pw", "user", trace.String(), err)
 				waitClosed(t, srv)

@@ -19,7 +19,7 @@ const pipelineBatch = 100
 type Envelope struct {
 	From     string   // reverse-path; "" is the null sender <>
 	To       []string // forward-paths, in order
-	Size     int64    // octets of the message as read, for SIZE=; 0: unknown
+	Size     int64    // octets as transmitted (WireSize), for SIZE=; 0: unknown
 	EightBit bool     // 8-bit content or -B8BITMIME: BODY=8BITMIME when offered
 	Notify   []string // DSN NOTIFY values ("SUCCESS", "DELAY", "FAILURE" or "NEVER"); nil: none
 	Ret      string   // DSN RET: "FULL", "HDRS" or ""
@@ -346,8 +346,8 @@ func (m msgReader) Read(p []byte) (int, error) {
 // that needs SMTPUTF8 the server lacks, a message over the advertised SIZE.
 func (s *Session) envelopeCommands(env *Envelope) (mail command, rcpts []command, err error) {
 	for _, a := range append([]string{env.From}, env.To...) {
-		if strings.ContainsAny(a, "\r\n\x00<>") {
-			return mail, nil, fmt.Errorf("relay: invalid address %q", a)
+		if err := CheckAddress(a); err != nil {
+			return mail, nil, fmt.Errorf("relay: invalid address %.80q: %w", a, err)
 		}
 	}
 	if env.To == nil {

@@ -318,7 +318,7 @@ func TestErrorClasses(t *testing.T) {
 func TestTranscriptBody(t *testing.T) {
 	long := strings.Repeat("L", 1200)
 	in := "A: b\r\nC: d\n\n.\n..x\r\nlone\rcr\n" + long + "\nend"
-	wire := "A: b\r\nC: d\r\n\r\n..\r\n...x\r\nlone\rcr\r\n" + long[:998] + "\r\n" + long[998:] + "\r\nend\r\n.\r\n"
+	wire := "A: b\r\nC: d\r\n\r\n..\r\n...x\r\nlone\r\ncr\r\n" + long[:998] + "\r\n" + long[998:] + "\r\nend\r\n.\r\n"
 	s, sc := dialScripted(t, []string{"PIPELINING"},
 		ex{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + "354 go\r\n"},
 		ex{c: wire, s: ok},

@@ -9,6 +9,7 @@ import (
 
 	"relaymail/config"
 	"relaymail/queue"
+	"relaymail/relay"
 )
 
 // Message is a message relaymail has accepted from its caller: the
@@ -87,8 +88,8 @@ func (a *Acceptor) AcceptSMTP(data io.Reader, o *Options, from string, to []stri
 		m.Sender = sender
 		aliases, warnings := LoadAliases(a.Config)
 		m.Warnings = append(m.Warnings, warnings...)
-		m.Recipients = ResolveRecipients(to, aliases, a.Config.Domain)
-		if len(m.Recipients) == 0 {
+		m.Recipients = m.carried(ResolveRecipients(to, aliases, a.Config.Domain))
+		if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
 			return fmt.Errorf("%w: no recipients", ErrUsage)
 		}
 		return nil
@@ -135,6 +136,9 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		RewriteFrom: cfg.RewriteFromHeader,
 		Now:         now,
 	})
+	if n := h.FoldLongLines(); n > 0 {
+		m.Changes = append(m.Changes, fmt.Sprintf("folded %d header field(s) with lines over 998 octets", n))
+	}
 	var head bytes.Buffer
 	if _, err := h.WriteTo(&head); err != nil {
 		body.Close()
@@ -153,8 +157,13 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	m.Sender = sender
 
 	var raw []string
+	afterDashDash := o.AfterDashDash
 	for _, operand := range o.Recipients {
-		addrs, err := operandAddresses(operand)
+		if operand == "--" && !afterDashDash {
+			afterDashDash = true // "a@x -- -list@x": the rest are recipients
+			continue
+		}
+		addrs, err := operandAddresses(operand, afterDashDash)
 		if err != nil {
 			m.Invalid = append(m.Invalid, err.Error())
 			continue
@@ -170,19 +179,37 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	}
 	aliases, warnings := LoadAliases(cfg)
 	m.Warnings = append(m.Warnings, warnings...)
-	m.Recipients = ResolveRecipients(raw, aliases, cfg.Domain)
+	m.Recipients = m.carried(ResolveRecipients(raw, aliases, cfg.Domain))
 	if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
 		return fmt.Errorf("%w: no recipients (give them as arguments, or use -t to take them from To:, Cc: and Bcc:)", ErrUsage)
 	}
 	return nil
 }
 
-// operandAddresses parses one command-line recipient operand. An operand
-// that starts with "-" is an option given after the first recipient (Ruby
-// mail 2.7 passes "[-i] -f x -- root"; getopt scanning has stopped by
-// then): it is reported, not mailed to.
-func operandAddresses(operand string) ([]string, error) {
-	if strings.HasPrefix(operand, "-") {
+// carried returns the recipients the wire can carry (relay.CheckAddress,
+// the rule Send applies) and files every other one in m.Invalid: it is
+// refused alone and the others still get the message (SPEC §3), where
+// Send would refuse the whole envelope. The check comes after aliases
+// and qualification, which make the address that goes on the wire.
+func (m *Message) carried(rcpts []string) []string {
+	kept := rcpts[:0]
+	for _, r := range rcpts {
+		if err := relay.CheckAddress(r); err != nil {
+			m.Invalid = append(m.Invalid, fmt.Sprintf("%.80q: %v", r, err))
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept
+}
+
+// operandAddresses parses one command-line recipient operand. Before any
+// "--", an operand that starts with "-" is an option given after the
+// first recipient (Ruby mail 2.7 passes "[-i] -f x -- root"; getopt
+// scanning has stopped by then): it is reported, not mailed to. After a
+// "--" it is an address like any other ("-list@example.com" is valid).
+func operandAddresses(operand string, afterDashDash bool) ([]string, error) {
+	if strings.HasPrefix(operand, "-") && !afterDashDash {
 		return nil, fmt.Errorf("%q: an option after the first recipient is not an address", operand)
 	}
 	addrs, err := ParseAddressList(operand, "")
@@ -197,8 +224,11 @@ func operandAddresses(operand string) ([]string, error) {
 func EnvelopeSender(o *Options, cfg *config.Config, caller Caller) (string, error) {
 	if o.SenderSet && cfg.FromOverride {
 		s, err := ParseSender(o.Sender, cfg.Domain)
+		if err == nil {
+			err = relay.CheckAddress(s)
+		}
 		if err != nil {
-			return "", fmt.Errorf("%w: -f %q: %v", ErrUsage, o.Sender, err)
+			return "", fmt.Errorf("%w: -f %.80q: %v", ErrUsage, o.Sender, err)
 		}
 		return s, nil
 	}

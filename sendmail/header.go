@@ -43,15 +43,16 @@ func (f *Field) setRawValue(v []byte) {
 	f.Raw = append(raw, v...)
 }
 
-// unfold removes CRLF and LF where the next octet is SP or HTAB.
+// unfold removes CRLF, LF and a lone CR (all line ends, SPEC §3) where
+// the next octet is SP or HTAB.
 func unfold(b []byte) []byte {
 	out := make([]byte, 0, len(b))
 	for i := 0; i < len(b); i++ {
 		switch {
 		case b[i] == '\r' && i+2 < len(b) && b[i+1] == '\n' && isWSP(b[i+2]):
 			i++ // drop CR and LF
-		case b[i] == '\n' && i+1 < len(b) && isWSP(b[i+1]):
-			// drop LF
+		case (b[i] == '\n' || b[i] == '\r') && i+1 < len(b) && isWSP(b[i+1]):
+			// drop LF or lone CR
 		default:
 			out = append(out, b[i])
 		}
@@ -213,4 +214,113 @@ func (h *Header) Len() int64 {
 		return n + 1
 	}
 	return n + int64(len(h.Separator))
+}
+
+// maxWireLine is the longest line SMTP carries, in octets without the
+// CRLF (RFC 5321 §4.5.3.1.6, RFC 5322 §2.1.1).
+const maxWireLine = 998
+
+// FoldLongLines folds every header line longer than 998 octets (a line
+// that starts with "." counts the dot the wire adds) and returns how
+// many fields it changed. The wire writer would otherwise break such a
+// line with a bare line end, and the rest would arrive as a line without
+// a colon: a damaged header block and a cut field. A line is broken at
+// the last space or tab that keeps the piece within the limit, so that
+// the new line starts with it and unfolding gives back the value exactly;
+// where there is none, at the limit, starting the continuation with a
+// space (the only change unfolding then shows). The name and colon are
+// never split, and a line whose colon lies beyond the limit is left to
+// the wire writer.
+func (h *Header) FoldLongLines() int {
+	n := 0
+	for _, f := range h.Fields {
+		if len(f.Raw) <= maxWireLine {
+			continue // the whole field fits on one line
+		}
+		if raw, changed := foldLong(f.Raw); changed {
+			f.Raw = raw
+			n++
+		}
+	}
+	return n
+}
+
+// foldLong applies FoldLongLines' rule to one field's raw bytes.
+func foldLong(raw []byte) ([]byte, bool) {
+	colon := bytes.IndexByte(raw, ':')
+	var out []byte
+	changed := false
+	for start := 0; start < len(raw); {
+		end, next := lineBounds(raw, start)
+		line := raw[start:end]
+		min := 0 // a break must come after this offset in line
+		if start == 0 {
+			min = colon + 1
+		}
+		for {
+			limit := maxWireLine
+			if len(line) > 0 && line[0] == '.' {
+				limit--
+			}
+			if len(line) <= limit || min >= limit {
+				break
+			}
+			cut, pad := breakPoint(line, min, limit), false
+			if cut < 0 {
+				cut, pad = limit, true
+			}
+			if !changed {
+				out, changed = append(out, raw[:start]...), true
+			}
+			out = append(out, line[:cut]...)
+			out = append(out, '\n')
+			line, min = line[cut:], 0
+			if pad {
+				// The continuation starts with the inserted space.
+				line = append([]byte{' '}, line...)
+			}
+		}
+		if changed {
+			out = append(out, line...)
+			out = append(out, raw[end:next]...)
+		}
+		start = next
+	}
+	if !changed {
+		return raw, false
+	}
+	return out, true
+}
+
+// lineBounds returns where the line that starts at start ends (before
+// its line end: LF, CRLF or a lone CR) and where the next one starts.
+func lineBounds(raw []byte, start int) (end, next int) {
+	for i := start; i < len(raw); i++ {
+		switch raw[i] {
+		case '\n':
+			return i, i + 1
+		case '\r':
+			if i+1 < len(raw) && raw[i+1] == '\n' {
+				return i, i + 2
+			}
+			return i, i + 1
+		}
+	}
+	return len(raw), len(raw)
+}
+
+// breakPoint returns the offset of the last space or tab in line[min+1 :
+// limit+1] that has something other than white space before it on the
+// line (so no piece is white space alone), or -1.
+func breakPoint(line []byte, min, limit int) int {
+	first := 0 // the first octet that is not white space
+	for first < len(line) && isWSP(line[first]) {
+		first++
+	}
+	for i := limit; i > min && i > first; i-- {
+		if isWSP(line[i]) {
+			return i
+		}
+	}
+	return -1
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -161,4 +162,64 @@ func (w *shortWriter) Write(p []byte) (int, error) {
 	}
 	w.n += len(p)
 	return len(p), nil
+}
+
+// FoldLongLines: every line within 998 octets, a continuation starts
+// with white space, and unfolding gives back the value (plus the space
+// inserted where a line had none to break at).
+func TestFoldLongLines(t *testing.T) {
+	words := strings.Repeat("word ", 300)                   // 1500 octets with spaces
+	solid := strings.Repeat("x", 2500)                      // no space at all
+	dkim := "DKIM-Signature: v=1;\r\n\tb=" + solid + "\r\n" // a long continuation line
+	tests := []struct {
+		name, raw string
+		changed   bool
+		inserted  int // spaces unfolding shows that were not there
+	}{
+		{"short", "Subject: hi\n", false, 0},
+		{"exactly 998", "Subject: " + strings.Repeat("y", 998-9) + "\n", false, 0},
+		{"999 with spaces", "Subject: " + strings.Repeat("y", 980) + " zzzzzzzzzz\n", true, 0},
+		{"words", "Subject: " + words + "\n", true, 0},
+		{"solid", "X-Data: " + solid + "\r\n", true, 2},
+		{"continuation", dkim, true, 2},
+		{"tabs", "X: " + strings.Repeat("a\t", 800) + "\n", true, 0},
+		{"lone CR ends lines", "X: " + words + "\r Y", true, 0},
+		{"no line end", "X: " + words, true, 0},
+		{"colon beyond the limit", strings.Repeat("N", 1200) + ": v\n", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &Header{Fields: []*Field{{Name: "X", Raw: []byte(tt.raw)}}}
+			if n := h.FoldLongLines(); (n == 1) != tt.changed {
+				t.Fatalf("changed %d fields, want changed=%v", n, tt.changed)
+			}
+			got := h.Fields[0].Raw
+			if !tt.changed {
+				if string(got) != tt.raw {
+					t.Fatalf("unchanged field rewritten: %q", clipH(got))
+				}
+				return
+			}
+			for i, l := range regexp.MustCompile(`\r\n|\n|\r`).Split(string(got), -1) {
+				if len(l) > 998 {
+					t.Errorf("line %d has %d octets", i, len(l))
+				}
+				if i > 0 && l != "" && !isWSP(l[0]) {
+					t.Errorf("line %d is not a continuation: %.20q", i, l)
+				}
+			}
+			orig := string(unfold([]byte(tt.raw)))
+			unf := string(unfold(got))
+			if len(unf) != len(orig)+tt.inserted || strings.ReplaceAll(unf, " ", "") != strings.ReplaceAll(orig, " ", "") {
+				t.Errorf("unfolded value differs beyond %d inserted spaces:\n%q\n%q", tt.inserted, clipH([]byte(unf)), clipH([]byte(orig)))
+			}
+		})
+	}
+}
+
+func clipH(b []byte) string {
+	if len(b) > 120 {
+		return string(b[:60]) + "…" + string(b[len(b)-60:])
+	}
+	return string(b)
 }

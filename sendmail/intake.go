@@ -71,7 +71,9 @@ type IntakeStats struct {
 // message and a line starting with ".." loses its first dot (sendmail 8;
 // Symfony and SwiftMailer dot-stuff and rely on it), in the header block
 // as well as in the body. Line endings are passed through untouched
-// (LF, CRLF, mixed, lone CR): the relay's wire writer normalises them.
+// (LF, CRLF, mixed, lone CR): the relay's wire writer normalises them. In
+// the header block a lone CR ends a line as the wire writer will make it
+// do (SPEC §3); in the body it matters only on the wire.
 // NUL octets and invalid UTF-8 are passed on too.
 //
 // Errors wrap ErrData for an oversized header block; a read error or an
@@ -106,6 +108,7 @@ type intake struct {
 	werr       error // first error from body; reading goes on regardless
 	h          *Header
 	cur        *Field // the field the next continuation belongs to
+	crEnded    bool   // the last header fragment ended in a CR (a line end)
 	stats      IntakeStats
 }
 
@@ -139,7 +142,7 @@ func (in *intake) run() error {
 			}
 			if inHeader {
 				var err error
-				inHeader, err = in.header(frag, lineStart)
+				inHeader, err = in.headerFrag(frag, lineStart)
 				if err != nil {
 					in.drain()
 					return err
@@ -152,7 +155,9 @@ func (in *intake) run() error {
 					return in.finish(in.copyRest())
 				}
 			}
-			lineStart = frag[len(frag)-1] == '\n'
+			last := frag[len(frag)-1]
+			lineStart = last == '\n'
+			in.crEnded = inHeader && last == '\r'
 		}
 		if rerr == io.EOF {
 			return in.finish(nil)
@@ -161,6 +166,62 @@ func (in *intake) run() error {
 			return fmt.Errorf("sendmail: reading message: %w", rerr)
 		}
 	}
+}
+
+// headerFrag files frag into the header block line by line, where a
+// lone CR ends a line as LF and CRLF do (SPEC §3): the relay's wire
+// writer turns it into CRLF, so the smarthost sees a line end there, and
+// relaymail must see the same fields it does (a "Bcc:" after a lone CR
+// is a field to remove, not part of the Subject). What follows the end
+// of the block goes to the body. It reports whether the block goes on.
+func (in *intake) headerFrag(frag []byte, lineStart bool) (bool, error) {
+	if in.crEnded {
+		// The last fragment ended in a CR: the line has ended, and an LF
+		// here completes its CRLF.
+		in.crEnded = false
+		lineStart = true
+		if frag[0] == '\n' {
+			if in.cur != nil {
+				if err := in.keep(frag[:1]); err != nil {
+					return false, err
+				}
+				in.cur.Raw = append(in.cur.Raw, '\n')
+			} else if in.h.Separator != nil {
+				in.h.Separator = append(in.h.Separator, '\n')
+			}
+			frag = frag[1:]
+		}
+	}
+	for len(frag) > 0 {
+		n := loneCREnd(frag)
+		more, err := in.header(frag[:n], lineStart)
+		if err != nil {
+			return false, err
+		}
+		if !more {
+			in.write(frag[n:])
+			return false, nil
+		}
+		frag, lineStart = frag[n:], true
+	}
+	return true, nil
+}
+
+// loneCREnd returns the length of the first line in frag when a lone CR
+// (one followed by anything but LF) ends it, else len(frag).
+func loneCREnd(frag []byte) int {
+	for off := 0; off < len(frag); {
+		i := bytes.IndexByte(frag[off:], '\r')
+		if i < 0 {
+			break
+		}
+		i += off
+		if i+1 < len(frag) && frag[i+1] != '\n' {
+			return i + 1
+		}
+		off = i + 1
+	}
+	return len(frag)
 }
 
 // header files frag, a piece of a line (the whole line unless it is
@@ -300,7 +361,7 @@ func isLoneDot(line []byte) bool {
 }
 
 func isEmptyLine(line []byte) bool {
-	return string(line) == "\n" || string(line) == "\r\n"
+	return string(line) == "\n" || string(line) == "\r\n" || string(line) == "\r"
 }
 
 // fieldName returns the name of the header field that line starts, if it

@@ -78,6 +78,13 @@ type Options struct {
 	QueueID           string        // --requeue ID, --delete ID
 	Recipients        []string      // operands, raw
 	Ignored           []string      // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
+
+	// AfterDashDash: scanning stopped at "--", so every operand is a
+	// recipient even when it starts with "-" (SPEC §2).
+	AfterDashDash bool
+	// ListFailed: --failed, list the messages kept in failed/ instead
+	// of the ones waiting (mailq's own listing stays Postfix's).
+	ListFailed bool
 }
 
 // ErrUsage marks a command line relaymail cannot act on. Every error
@@ -173,6 +180,7 @@ func (s *optScanner) scan() error {
 		arg := s.args[s.next]
 		if arg == "--" {
 			s.next++
+			s.o.AfterDashDash = true
 			return nil
 		}
 		if len(arg) < 2 || arg[0] != '-' {
@@ -220,6 +228,8 @@ func (s *optScanner) long(arg string) error {
 		s.o.Mode = ModeCheck
 	case "--dry-run":
 		s.o.DryRun = true
+	case "--failed":
+		s.o.Mode, s.o.ListFailed = ModeListQueue, true
 	case "--help":
 		s.help = true
 	case "--version":
