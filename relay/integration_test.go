@@ -343,3 +343,49 @@ func TestIntegrationTooBigAtData(t *testing.T) {
 		t.Errorf("error %v, want ErrTooBig", err)
 	}
 }
+
+// TestUncarriableRecipientRefusedAlone: a recipient no RCPT TO can carry
+// (an envelope queued before the intake refused such addresses) gets a
+// permanent error of its own and no command; the others get the message,
+// with and without PIPELINING.
+func TestUncarriableRecipientRefusedAlone(t *testing.T) {
+	for _, noPipelining := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no-pipelining=%v", noPipelining), func(t *testing.T) {
+			srv := smtptest.Start(t, smtptest.Options{NoPipelining: noPipelining})
+			bad := []string{`"a<b>c"@example.com`, "x\xffy@example.com", strings.Repeat("l", 300) + "@example.com"}
+			to := []string{"first@example.com", bad[0], "second@example.com", bad[1], bad[2], "third@example.com"}
+			env := &Envelope{From: "a@example.com", To: to}
+			last, _, err := Deliver(context.Background(), []Host{hostFor(srv, TLSNone)}, Options{LocalName: "client.test"},
+				env, strings.NewReader(testBody), int64(len(testBody)))
+			if err != nil {
+				t.Fatalf("Deliver: %v", err)
+			}
+			want := []string{"first@example.com", "second@example.com", "third@example.com"}
+			if got := last.Result.Accepted(); !reflect.DeepEqual(got, want) {
+				t.Errorf("accepted %q, want %q", got, want)
+			}
+			for _, r := range last.Result.Recipients {
+				isBad := r.Addr == bad[0] || r.Addr == bad[1] || r.Addr == bad[2]
+				if isBad && (r.Err == nil || Temporary(r.Err)) {
+					t.Errorf("%.40q: err %v, want a permanent refusal", r.Addr, r.Err)
+				}
+			}
+			msgs := srv.Messages()
+			if len(msgs) != 1 || !reflect.DeepEqual(msgs[0].To, want) {
+				t.Fatalf("server got %+v", msgs)
+			}
+		})
+	}
+	t.Run("none carriable", func(t *testing.T) {
+		srv := smtptest.Start(t, smtptest.Options{})
+		env := &Envelope{From: "a@example.com", To: []string{"<x>@example.com"}}
+		last, _, err := Deliver(context.Background(), []Host{hostFor(srv, TLSNone)}, Options{LocalName: "client.test"},
+			env, strings.NewReader(testBody), int64(len(testBody)))
+		if err != nil || last.Result == nil || last.Result.Recipients[0].Err == nil {
+			t.Fatalf("Deliver: %v, result %+v", err, last.Result)
+		}
+		if n := len(srv.Messages()); n != 0 {
+			t.Errorf("%d messages sent", n)
+		}
+	})
+}

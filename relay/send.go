@@ -109,7 +109,25 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	if s.broken != nil {
 		return fail(s.broken)
 	}
-	mail, rcpts, err := s.envelopeCommands(env)
+	// A recipient no RCPT TO can carry is refused alone, without a
+	// command, and the others still get the message (SPEC §3). The intake
+	// refuses such an address first; this covers envelopes queued before
+	// it did, and callers of relay that have no intake.
+	wire := *env
+	wire.To = nil
+	sendable := make([]int, 0, len(env.To)) // positions in env.To that get a RCPT
+	for i, to := range env.To {
+		if err := CheckAddress(to); err != nil {
+			res.Recipients[i].Err = clientError("RCPT TO", fmt.Sprintf("%.80q", to), ErrFatal, err.Error())
+			continue
+		}
+		sendable = append(sendable, i)
+		wire.To = append(wire.To, to)
+	}
+	if len(sendable) == 0 {
+		return res, nil
+	}
+	mail, rcpts, err := s.envelopeCommands(&wire)
 	if err != nil {
 		return fail(err)
 	}
@@ -182,7 +200,7 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 					mailErr = err
 				}
 			case "RCPT TO":
-				idx := base
+				idx := sendable[base]
 				base++
 				if mailErr != nil {
 					continue // the 503s that follow a refused MAIL say nothing about the address
@@ -345,10 +363,8 @@ func (m msgReader) Read(p []byte) (int, error) {
 // checks that make sending pointless happen here, before MAIL: an address
 // that needs SMTPUTF8 the server lacks, a message over the advertised SIZE.
 func (s *Session) envelopeCommands(env *Envelope) (mail command, rcpts []command, err error) {
-	for _, a := range append([]string{env.From}, env.To...) {
-		if err := CheckAddress(a); err != nil {
-			return mail, nil, fmt.Errorf("relay: invalid address %.80q: %w", a, err)
-		}
+	if err := CheckAddress(env.From); err != nil {
+		return mail, nil, fmt.Errorf("relay: invalid sender %.80q: %w", env.From, err)
 	}
 	if env.To == nil {
 		return mail, nil, errors.New("relay: no recipients")

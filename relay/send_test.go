@@ -404,7 +404,6 @@ func TestEnvelopeValidation(t *testing.T) {
 	s, sc := dialScripted(t, []string{"DSN"}, ex{c: quit, s: bye})
 	for _, env := range []Envelope{
 		{From: "a@x\r\nRSET", To: []string{"b@y"}},
-		{From: "a@x", To: []string{"b@y>"}},
 		{From: "a@x", To: []string{""}},
 		{From: "a@x"},
 		{From: "a@x", To: []string{"b@y"}, Ret: "ALL"},
@@ -414,6 +413,11 @@ func TestEnvelopeValidation(t *testing.T) {
 		if _, err := s.Send(context.Background(), &env, strings.NewReader("x")); err == nil {
 			t.Errorf("Send(%+v) accepted", env)
 		}
+	}
+	// A recipient the wire cannot carry is refused alone, with no command.
+	res, err := s.Send(context.Background(), &Envelope{From: "a@x", To: []string{"b@y>"}}, strings.NewReader("x"))
+	if err != nil || res.Recipients[0].Err == nil || Temporary(res.Recipients[0].Err) {
+		t.Errorf("Send to <b@y>>: err %v, recipient %v; want the recipient refused for good", err, res.Recipients[0].Err)
 	}
 	s.Quit()
 	sc.wait()
