@@ -222,6 +222,13 @@ func (s *Source) refused(t *Token) error {
 	if t == nil || t.Refused == "" || !s.now().Before(t.Obtained.Add(refusalHold)) {
 		return nil
 	}
+	// A refresh token written since (--oauth2-login, or by hand) is
+	// worth asking about at once.
+	if f := s.cfg.RefreshTokenFile; f != "" {
+		if st, err := os.Stat(f); err == nil && st.ModTime().After(t.Obtained) {
+			return nil
+		}
+	}
 	s.notice(t.Refused)
 	return &Error{msg: t.Refused, invalid: true}
 }

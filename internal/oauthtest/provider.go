@@ -99,6 +99,9 @@ func Start(t testing.TB, o Options) *Provider {
 // URL is the base URL; the endpoints are /token, /devicecode, /authorize.
 func (p *Provider) URL() string { return p.srv.URL }
 
+// Client is an HTTP client that trusts the provider (a browser).
+func (p *Provider) Client() *http.Client { return p.srv.Client() }
+
 // CAFile writes the provider's certificate to dir/oauth-ca.pem and
 // returns the path, for [smarthost.oauth2] ca_file.
 func (p *Provider) CAFile(dir string) string {
