@@ -283,9 +283,9 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 	if f.OAuth2 != nil {
 		s.OAuth2 = env.oauth2(f.OAuth2, pre+"oauth2.", ps)
 		s.oauth2Auth(f, sources, pre, ps)
-		sources = append(sources, "oauth2")
 	}
 	switch {
+	case f.OAuth2 != nil: // checked by oauth2Auth
 	case f.Username != "" && len(sources) == 0 && s.Auth != "none":
 		ps.add("%susername is set but no password, password_file or password_command is (or set auth = \"none\")", pre)
 	case f.Username == "" && len(sources) > 0:
