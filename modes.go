@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"relaymail/config"
@@ -28,8 +29,10 @@ type invocation struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	cfg *config.Config
-	log *slog.Logger
+	cfg      *config.Config
+	log      *slog.Logger
+	noticeMu sync.Mutex
+	noticed  map[string]bool // what notice already said
 }
 
 func (inv *invocation) run(ctx context.Context) error {
@@ -149,7 +152,17 @@ func (inv *invocation) deliver(ctx context.Context) error {
 // notice tells the administrator, on stderr and in the log, about
 // something to mend although the mail is safe (SPEC §6 prints nothing on
 // success; an OAuth2 grant that needs a new login is the exception).
+// A queue run meets the same cause for every message: it is told once.
 func (inv *invocation) notice(msg string) {
+	inv.noticeMu.Lock()
+	defer inv.noticeMu.Unlock()
+	if inv.noticed[msg] {
+		return
+	}
+	if inv.noticed == nil {
+		inv.noticed = map[string]bool{}
+	}
+	inv.noticed[msg] = true
 	fmt.Fprintf(inv.stderr, "relaymail: %s\n", msg)
 	inv.log.Warn(msg)
 }
