@@ -86,7 +86,7 @@ func (inv *invocation) run(ctx context.Context) error {
 		return inv.speakSMTP(ctx)
 	case sendmail.ModeDaemon:
 		return inv.daemon(ctx)
-	case sendmail.ModeOAuth2Login:
+	case sendmail.ModeOAuthLogin:
 		return inv.oauth2Login(ctx)
 	default:
 		return fmt.Errorf("%w: mode %v is not supported", sendmail.ErrUsage, inv.opts.Mode)

@@ -18,35 +18,35 @@ type Mode int
 
 // The modes, one per sendmail operation relaymail performs (SPEC §2).
 const (
-	ModeDeliver     Mode = iota // -bm (default): read a message on stdin and deliver it
-	ModeSMTP                    // -bs
-	ModeDaemon                  // -bd
-	ModeListQueue               // -bp, and argv[0] basename "mailq"
-	ModeNewAliases              // -bi, -I, and argv[0] basename "newaliases"
-	ModeVerify                  // -bv
-	ModeRunQueue                // -q, -q30m, -qI..., -qR..., -qS... (filters accepted and ignored)
-	ModeVersion                 // --version, and any -d (e.g. -d0.1)
-	ModeHelp                    // --help
-	ModeCheck                   // --check
-	ModeRequeue                 // --requeue ID: put a failed message back in the queue
-	ModeDelete                  // --delete ID: remove a message from the queue or failed/
-	ModeOAuth2Login             // --oauth2-login: obtain the first OAuth2 refresh token
+	ModeDeliver    Mode = iota // -bm (default): read a message on stdin and deliver it
+	ModeSMTP                   // -bs
+	ModeDaemon                 // -bd
+	ModeListQueue              // -bp, and argv[0] basename "mailq"
+	ModeNewAliases             // -bi, -I, and argv[0] basename "newaliases"
+	ModeVerify                 // -bv
+	ModeRunQueue               // -q, -q30m, -qI..., -qR..., -qS... (filters accepted and ignored)
+	ModeVersion                // --version, and any -d (e.g. -d0.1)
+	ModeHelp                   // --help
+	ModeCheck                  // --check
+	ModeRequeue                // --requeue ID: put a failed message back in the queue
+	ModeDelete                 // --delete ID: remove a message from the queue or failed/
+	ModeOAuthLogin             // --oauth2-login: obtain the first OAuth2 refresh token
 )
 
 var optModeNames = [...]string{
-	ModeDeliver:     "deliver",
-	ModeSMTP:        "smtp",
-	ModeDaemon:      "daemon",
-	ModeListQueue:   "list-queue",
-	ModeNewAliases:  "newaliases",
-	ModeVerify:      "verify",
-	ModeRunQueue:    "run-queue",
-	ModeVersion:     "version",
-	ModeHelp:        "help",
-	ModeCheck:       "check",
-	ModeRequeue:     "requeue",
-	ModeDelete:      "delete",
-	ModeOAuth2Login: "oauth2-login",
+	ModeDeliver:    "deliver",
+	ModeSMTP:       "smtp",
+	ModeDaemon:     "daemon",
+	ModeListQueue:  "list-queue",
+	ModeNewAliases: "newaliases",
+	ModeVerify:     "verify",
+	ModeRunQueue:   "run-queue",
+	ModeVersion:    "version",
+	ModeHelp:       "help",
+	ModeCheck:      "check",
+	ModeRequeue:    "requeue",
+	ModeDelete:     "delete",
+	ModeOAuthLogin: "oauth2-login",
 }
 
 // String names the mode for log lines and test failures.
@@ -229,7 +229,7 @@ func (s *optScanner) long(arg string) error {
 	case "--check":
 		s.o.Mode = ModeCheck
 	case "--oauth2-login":
-		s.o.Mode = ModeOAuth2Login
+		s.o.Mode = ModeOAuthLogin
 	case "--dry-run":
 		s.o.DryRun = true
 	case "--failed":
