@@ -7,3 +7,5 @@ require (
 	github.com/emersion/go-smtp v0.25.1
 	github.com/pelletier/go-toml/v2 v2.4.3
 )
+
+require golang.org/x/oauth2 v0.38.0

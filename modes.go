@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"relaymail/config"
@@ -28,8 +29,10 @@ type invocation struct {
 	stdout io.Writer
 	stderr io.Writer
 
-	cfg *config.Config
-	log *slog.Logger
+	cfg      *config.Config
+	log      *slog.Logger
+	noticeMu sync.Mutex
+	noticed  map[string]bool // what notice already said
 }
 
 func (inv *invocation) run(ctx context.Context) error {
@@ -83,6 +86,8 @@ func (inv *invocation) run(ctx context.Context) error {
 		return inv.speakSMTP(ctx)
 	case sendmail.ModeDaemon:
 		return inv.daemon(ctx)
+	case sendmail.ModeOAuthLogin:
+		return inv.oauth2Login(ctx)
 	default:
 		return fmt.Errorf("%w: mode %v is not supported", sendmail.ErrUsage, inv.opts.Mode)
 	}
@@ -119,7 +124,7 @@ func (inv *invocation) acceptor(caller sendmail.Caller, q *queue.Queue) *sendmai
 // it, as [queue] mode says.
 func (inv *invocation) deliver(ctx context.Context) error {
 	caller := sendmail.LookupCaller()
-	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.opts.QueueOnly}
+	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.opts.QueueOnly, Notice: inv.notice}
 	o.OpenQueue = inv.openQueue
 	if !inv.opts.DryRun && (inv.cfg.Queue.Mode != config.QueueNever || inv.opts.QueueOnly) {
 		// With the queue off, it is opened only to keep a refused
@@ -142,6 +147,24 @@ func (inv *invocation) deliver(ctx context.Context) error {
 		o.Trace = cleanLines{inv.stderr}
 	}
 	return delivery.Submit(ctx, inv.cfg, msg, o)
+}
+
+// notice tells the administrator, on stderr and in the log, about
+// something to mend although the mail is safe (SPEC §6 prints nothing on
+// success; an OAuth2 grant that needs a new login is the exception).
+// A queue run meets the same cause for every message: it is told once.
+func (inv *invocation) notice(msg string) {
+	inv.noticeMu.Lock()
+	defer inv.noticeMu.Unlock()
+	if inv.noticed[msg] {
+		return
+	}
+	if inv.noticed == nil {
+		inv.noticed = map[string]bool{}
+	}
+	inv.noticed[msg] = true
+	fmt.Fprintf(inv.stderr, "relaymail: %s\n", msg)
+	inv.log.Warn(msg)
 }
 
 // listQueue prints the messages waiting (mailq, -bp) or, with --failed,
@@ -174,7 +197,7 @@ func (inv *invocation) runQueue(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log}
+	r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log, Notice: inv.notice}
 	if inv.opts.Verbose {
 		r.Trace = cleanLines{inv.stderr}
 	}
@@ -280,6 +303,7 @@ configured in /etc/relaymail.toml.
   -bp, mailq      list the queue;  -q: run the queue
   mailq --failed  list the messages kept in failed/
   --check         connect to the smarthost, show TLS and capabilities, quit
+  --oauth2-login  (root) sign in to get the [smarthost.oauth2] refresh token
   --dry-run       print the envelope and message as they would be sent
   --version, --help
 

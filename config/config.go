@@ -93,6 +93,10 @@ type Smarthost struct {
 	Auth          string         // lower-case mechanism name, "auto" default
 	Timeout       time.Duration  // connect, TLS handshake, each whole reply but the last
 	DataTimeout   time.Duration  // the whole wait for the reply to the final dot
+	// OAuth2 is [smarthost.oauth2]: the access token for XOAUTH2 or
+	// OAUTHBEARER is got, cached and refreshed by relaymail (package
+	// oauth). nil when not configured; it then replaces the password.
+	OAuth2 *OAuth2
 
 	pw *passwordSource // nil when no password source is configured
 }

@@ -35,19 +35,20 @@ type fileConfig struct {
 }
 
 type fileSmarthost struct {
-	Host            string   `toml:"host"`
-	Port            *int64   `toml:"port"`
-	TLS             string   `toml:"tls"`
-	TLSVerify       *bool    `toml:"tls_verify"`
-	CAFile          string   `toml:"ca_file"`
-	TLSServerName   string   `toml:"tls_server_name"`
-	Username        string   `toml:"username"`
-	Password        *string  `toml:"password"`
-	PasswordFile    string   `toml:"password_file"`
-	PasswordCommand []string `toml:"password_command"`
-	Auth            string   `toml:"auth"`
-	Timeout         string   `toml:"timeout"`
-	DataTimeout     string   `toml:"data_timeout"`
+	Host            string      `toml:"host"`
+	Port            *int64      `toml:"port"`
+	TLS             string      `toml:"tls"`
+	TLSVerify       *bool       `toml:"tls_verify"`
+	CAFile          string      `toml:"ca_file"`
+	TLSServerName   string      `toml:"tls_server_name"`
+	Username        string      `toml:"username"`
+	Password        *string     `toml:"password"`
+	PasswordFile    string      `toml:"password_file"`
+	PasswordCommand []string    `toml:"password_command"`
+	Auth            string      `toml:"auth"`
+	Timeout         string      `toml:"timeout"`
+	DataTimeout     string      `toml:"data_timeout"`
+	OAuth2          *fileOAuth2 `toml:"oauth2"`
 }
 
 type fileQueue struct {
@@ -78,6 +79,7 @@ var smarthostSchema = map[string]keySpec{
 	"auth":             {want: "a string"},
 	"timeout":          {want: `a duration string such as "30s"`},
 	"data_timeout":     {want: `a duration string such as "10m"`},
+	"oauth2":           {want: "a table ([smarthost.oauth2])", sub: oauth2Schema},
 }
 
 var schema = map[string]keySpec{

@@ -121,6 +121,9 @@ func (s Smarthost) String() string {
 		if s.pw != nil {
 			auth += " password <redacted>"
 		}
+		if s.OAuth2 != nil {
+			auth += " oauth2 " + s.OAuth2.Grant
+		}
 	}
 	return fmt.Sprintf("%s port %d tls %s (%s)", s.Host, s.Port, s.TLS, auth)
 }

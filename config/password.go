@@ -235,6 +235,11 @@ func (c *Config) checkPermissions(mode fs.FileMode) error {
 			}
 		}
 	}
+	for i := range c.Smarthosts {
+		if o := c.Smarthosts[i].OAuth2; o != nil {
+			o.checkPermissions(&ps)
+		}
+	}
 	if inline && mode.Perm()&0o004 != 0 {
 		ps = append([]Problem{{Msg: fmt.Sprintf("holds a password but is readable by all users (mode %04o); chmod 640 it", mode.Perm())}}, ps...)
 	}

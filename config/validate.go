@@ -280,7 +280,12 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 	if len(sources) > 1 {
 		ps.add("%s%s are set but only one password source may be", pre, strings.Join(sources, " and "))
 	}
+	if f.OAuth2 != nil {
+		s.OAuth2 = env.oauth2(f.OAuth2, pre+"oauth2.", ps)
+		s.oauth2Auth(f, sources, pre, ps)
+	}
 	switch {
+	case f.OAuth2 != nil: // checked by oauth2Auth
 	case f.Username != "" && len(sources) == 0 && s.Auth != "none":
 		ps.add("%susername is set but no password, password_file or password_command is (or set auth = \"none\")", pre)
 	case f.Username == "" && len(sources) > 0:

@@ -74,6 +74,7 @@ func Check(ctx context.Context, cfg *config.Config, w io.Writer) error {
 		if h.Username != "" {
 			fmt.Fprintf(w, "  auth: accepted for %s\n", h.Username)
 		}
+		checkToken(ctx, w, h)
 		if err := s.Quit(); err != nil {
 			fmt.Fprintf(w, "  quit: %s\n", strings.TrimPrefix(err.Error(), "relay: "))
 		}

@@ -27,6 +27,7 @@ type Runner struct {
 	Logger *slog.Logger
 	Trace  io.Writer        // -v
 	Now    func() time.Time // nil: time.Now
+	Notice func(string)     // as Options.Notice
 
 	sess *relay.Session // the open session, reused from message to message
 	tls  string         // TLS of the last session or attempt, for the log
@@ -227,7 +228,7 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 	if r.sess == nil {
 		var err error
 		host := ""
-		for i, h := range Hosts(r.Config) {
+		for i, h := range hostsNotice(r.Config, r.Notice) {
 			host = hostName(h)
 			if dead, ok := r.dead[i]; ok {
 				err = dead

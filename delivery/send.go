@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"relaymail/config"
+	"relaymail/oauth"
 	"relaymail/queue"
 	"relaymail/relay"
 	"relaymail/sendmail"
@@ -36,6 +37,9 @@ type Options struct {
 	// session was cut off): a message it never heard accepted is not
 	// queued, since the client still has it and will send it again.
 	Abandoned func() bool
+	// Notice, when set, gets one line the administrator must act on even
+	// though the message is safe (an OAuth2 grant that needs a new login).
+	Notice func(msg string)
 }
 
 func (o *Options) abandoned() bool { return o.Abandoned != nil && o.Abandoned() }
@@ -60,7 +64,10 @@ func (o Options) now() time.Time {
 }
 
 // Hosts turns the configured smarthost and fallbacks into relay hosts.
-func Hosts(cfg *config.Config) []relay.Host {
+func Hosts(cfg *config.Config) []relay.Host { return hostsNotice(cfg, nil) }
+
+// hostsNotice is Hosts with the OAuth2 token sources' Notice set.
+func hostsNotice(cfg *config.Config, notice func(string)) []relay.Host {
 	hosts := make([]relay.Host, 0, len(cfg.Smarthosts))
 	for i := range cfg.Smarthosts {
 		sh := &cfg.Smarthosts[i]
@@ -78,6 +85,9 @@ func Hosts(cfg *config.Config) []relay.Host {
 		}
 		if sh.HasPassword() {
 			h.Password = sh.Password
+		}
+		if sh.OAuth2 != nil {
+			h.Token = tokenSource(cfg, sh, notice)
 		}
 		hosts = append(hosts, h)
 	}
@@ -139,7 +149,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		return refusal(refused, nil, 0, len(msg.Recipients))
 	}
 
-	final, failed, err := relay.Deliver(ctx, Hosts(cfg), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
+	final, failed, err := relay.Deliver(ctx, hostsNotice(cfg, o.Notice), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
 		Envelope(msg), msg.Content(), msg.Size())
 	var deferred, refusedRes []relay.RecipientResult
 	var accepted []string
@@ -246,9 +256,10 @@ func classify(cfg *config.Config, err error) *Failure {
 	case never && errors.Is(err, relay.ErrUnknownReply):
 		f.Class = ErrProtocol
 	case relay.Temporary(err), errors.Is(err, relay.ErrAuth), errors.Is(err, relay.ErrUnknownReply),
-		errors.Is(err, config.ErrConfig):
+		errors.Is(err, config.ErrConfig), errors.Is(err, oauth.ErrToken):
 		f.Class = ErrTemporary
 	}
+	f.Text += authHint(err)
 	return f
 }
 

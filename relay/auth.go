@@ -1,10 +1,12 @@
 package relay
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/md5"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -237,3 +239,53 @@ func isLoopback(host string) bool {
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }
+
+// TokenSource gives OAuth 2.0 access tokens (RFC 6749) for XOAUTH2 and
+// OAUTHBEARER. Implementations cache the token; relay asks once per
+// session, and once more when the server refused the token (it may have
+// been revoked or have expired early).
+type TokenSource interface {
+	// Token returns a valid access token, from a cache when it has one.
+	Token(ctx context.Context) (string, error)
+	// Fresh returns an access token other than stale, which the server
+	// refused: one another process got meanwhile, or a new one from the
+	// token endpoint.
+	Fresh(ctx context.Context, stale string) (string, error)
+}
+
+// secret returns what AUTH name proves identity with: the access token
+// from h.Token (a fresh one other than stale when stale is set), else the
+// password.
+func (s *Session) secret(ctx context.Context, name, stale string) (string, error) {
+	h := s.host
+	var secret string
+	var err error
+	switch {
+	case h.Token != nil && isOAuthMech(name) && stale != "":
+		secret, err = h.Token.Fresh(ctx, stale)
+	case h.Token != nil && isOAuthMech(name):
+		secret, err = h.Token.Token(ctx)
+	case h.Password == nil:
+		return "", fmt.Errorf("relay: AUTH %s: no password configured", name)
+	default:
+		secret, err = h.Password(ctx)
+	}
+	if err != nil {
+		what := "the password"
+		if h.Token != nil && isOAuthMech(name) {
+			what = "the access token"
+		}
+		return "", fmt.Errorf("relay: AUTH %s: getting %s: %w", name, what, err)
+	}
+	return secret, nil
+}
+
+// freshTokenChance reports whether an AUTH that ended in err deserves one
+// more try with a fresh token: the server refused the credentials (535
+// and the other authentication replies, after the 334 error challenge of
+// XOAUTH2/OAUTHBEARER) and the session is still in sync.
+func (s *Session) freshTokenChance(name string, err error) bool {
+	return err != nil && s.host.Token != nil && isOAuthMech(name) && s.broken == nil && errors.Is(err, ErrAuth)
+}
+
+func isOAuthMech(name string) bool { return name == "XOAUTH2" || name == "OAUTHBEARER" }

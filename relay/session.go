@@ -75,7 +75,11 @@ type Host struct {
 	// password_command is not run for a server that fails before that.
 	// It may be nil when Username is "". For xoauth2 and oauthbearer it
 	// returns the access token.
-	Password    func(ctx context.Context) (string, error)
+	Password func(ctx context.Context) (string, error)
+	// Token, when set, gives the access token for XOAUTH2 and
+	// OAUTHBEARER instead of Password, and a fresh one after the server
+	// refused the first (see TokenSource).
+	Token       TokenSource
 	Auth        AuthMechanism // "": auto
 	Timeout     time.Duration // connect, TLS handshake, each whole reply; 0: DefaultTimeout
 	DataTimeout time.Duration // the whole reply to the final dot; 0: DefaultDataTimeout
@@ -557,13 +561,22 @@ func (s *Session) authenticate(ctx context.Context) error {
 	if name == "" {
 		return nil
 	}
-	if h.Password == nil {
-		return fmt.Errorf("relay: AUTH %s: no password configured", name)
-	}
-	secret, err := h.Password(ctx)
+	secret, err := s.secret(ctx, name, "")
 	if err != nil {
-		return fmt.Errorf("relay: AUTH %s: getting the password: %w", name, err)
+		return err
 	}
+	err = s.sasl(name, secret)
+	if s.freshTokenChance(name, err) {
+		if secret, err2 := s.secret(ctx, name, secret); err2 == nil {
+			err = s.sasl(name, secret)
+		}
+	}
+	return err
+}
+
+// sasl runs one AUTH exchange with mechanism name and secret.
+func (s *Session) sasl(name, secret string) error {
+	h := s.host
 	mech := newSASL(name, h.Username, secret, h.serverName(), h.Port)
 	ir, _ := mech.start()
 	c := command{name: "AUTH", arg: name, line: "AUTH " + name, trace: "AUTH " + name}

@@ -30,6 +30,7 @@ const (
 	ModeCheck                  // --check
 	ModeRequeue                // --requeue ID: put a failed message back in the queue
 	ModeDelete                 // --delete ID: remove a message from the queue or failed/
+	ModeOAuthLogin             // --oauth2-login: obtain the first OAuth2 refresh token
 )
 
 var optModeNames = [...]string{
@@ -45,6 +46,7 @@ var optModeNames = [...]string{
 	ModeCheck:      "check",
 	ModeRequeue:    "requeue",
 	ModeDelete:     "delete",
+	ModeOAuthLogin: "oauth2-login",
 }
 
 // String names the mode for log lines and test failures.
@@ -226,6 +228,8 @@ func (s *optScanner) long(arg string) error {
 	switch arg {
 	case "--check":
 		s.o.Mode = ModeCheck
+	case "--oauth2-login":
+		s.o.Mode = ModeOAuthLogin
 	case "--dry-run":
 		s.o.DryRun = true
 	case "--failed":

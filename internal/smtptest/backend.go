@@ -141,8 +141,11 @@ func (ss *session) checkPassword(username, password string) error {
 	if err := ss.injectedAuthErr(); err != nil {
 		return err
 	}
-	want, ok := ss.s.opts.Users[username]
-	if !ok || want != password {
+	if v := ss.s.opts.Verify; v != nil {
+		if !v(username, password) {
+			return smtp.ErrAuthFailed
+		}
+	} else if want, ok := ss.s.opts.Users[username]; !ok || want != password {
 		return smtp.ErrAuthFailed
 	}
 	ss.mu.Lock()

@@ -83,6 +83,11 @@ type Options struct {
 	// Users maps username to password (or token for XOAUTH2/OAUTHBEARER).
 	// A non-empty map enables AUTH.
 	Users map[string]string
+	// Verify, when set, decides whether a username and password (or
+	// OAuth access token) are accepted instead of Users, which must still
+	// be non-empty to enable AUTH: tokens from a fake OAuth2 provider
+	// change during a test.
+	Verify func(username, password string) bool
 	// Mechanisms restricts (and orders) the advertised AUTH mechanisms, e.g.
 	// {"CRAM-MD5"}; nil advertises PLAIN, LOGIN and CRAM-MD5. "XOAUTH2" and
 	// "OAUTHBEARER" are available only when listed here. Other names are
