@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"relaymail/internal/smtptest"
 )
 
 // setgidWorld is one installation: the setgid binary, its group, a spool
@@ -29,6 +31,7 @@ type setgidWorld struct {
 	users  map[string]int // login -> uid (and gid)
 	homes  map[string]string
 	tmpdir string // $TMPDIR as the callers set it: a directory only the group may write
+	env    []string // more of the callers' environment
 }
 
 // Unprivileged test users, unknown to the machine's real /etc/passwd.
@@ -134,7 +137,7 @@ exec setpriv --reuid="$1" --regid="$1" --clear-groups -- "$2" "${@:3}"`
 	args := append([]string{"-m", "--propagation", "private", "bash", "-c", script, "bash",
 		upper, work, fmt.Sprint(uid), prog}, argv...)
 	cmd := exec.Command("unshare", args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=/root", "TMPDIR=" + w.tmpdir, noExitSleep}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=/root", "TMPDIR=" + w.tmpdir, noExitSleep}, w.env...)
 	cmd.Stdin = bytes.NewReader(stdin)
 	return cmd
 }
@@ -338,5 +341,26 @@ func TestSetgidTmpdir(t *testing.T) {
 	}
 	if st, err := os.Stat(w.tmpdir); err != nil || !st.ModTime().Equal(old) {
 		t.Errorf("relaymail wrote in the caller's $TMPDIR with its group")
+	}
+}
+
+// TestSetgidCallerCannotChooseRoots: the caller's SSL_CERT_FILE and
+// SSL_CERT_DIR do not decide which certificates the setgid relaymail
+// trusts for the system's smarthost: a smarthost whose certificate only
+// the caller's file vouches for is a TLS failure (75 with the queue
+// off), and nothing is sent.
+func TestSetgidCallerCannotChooseRoots(t *testing.T) {
+	w := newSetgidWorld(t)
+	srv := smtptest.Start(t, smtptest.Options{TLS: smtptest.TLSStartTLS})
+	ca := filepath.Join(w.dir, "callers-ca.pem")
+	noErr(t, os.WriteFile(ca, srv.Cert().PEM, 0o644))
+	w.env = []string{"SSL_CERT_FILE=" + ca, "SSL_CERT_DIR=" + w.dir}
+	config := strings.Replace(w.config(srv.Port(), "never"), `tls = "none"`, `tls = "starttls"`, 1)
+	res := w.run("alice", config, []string{"sendmail", "-i", "a@example.com"}, []byte(simpleMail))
+	if res.code != 75 {
+		t.Errorf("exit %d, want 75 (certificate not trusted); stderr %q", res.code, res.stderr)
+	}
+	if n := len(srv.Messages()); n != 0 {
+		t.Errorf("%d messages sent over TLS verified with the caller's roots", n)
 	}
 }

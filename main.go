@@ -19,6 +19,7 @@ import (
 
 	"relaymail/config"
 	"relaymail/delivery"
+	"relaymail/internal/privilege"
 	"relaymail/queue"
 	"relaymail/sendmail"
 )
@@ -77,6 +78,7 @@ func exitCode(err error) int {
 // run is relaymail without the process around it: tests call it with
 // their own arguments and streams.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	privilege.ScrubEnvironment()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 

@@ -40,3 +40,24 @@ func Drop() error {
 	}
 	return nil
 }
+
+// steeringVariables are the environment variables through which a caller
+// could point code that runs with the group's rights at files or hosts of
+// its choosing: the roots that verify the smarthost's certificate (Go's
+// crypto/x509 reads SSL_CERT_FILE and SSL_CERT_DIR when it first needs
+// the system roots), the resolver's search domain and options, and the
+// temporary directory.
+var steeringVariables = []string{"SSL_CERT_FILE", "SSL_CERT_DIR", "LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES", "TMPDIR"}
+
+// ScrubEnvironment removes steeringVariables when the process is
+// elevated, before anything reads them. A caller's own config (-C) gives
+// the group up anyway; the system config's ca_file is the administrator's
+// way to change the roots.
+func ScrubEnvironment() {
+	if !Elevated() {
+		return
+	}
+	for _, name := range steeringVariables {
+		os.Unsetenv(name)
+	}
+}
