@@ -30,7 +30,7 @@ type setgidWorld struct {
 	spool  string         // [queue] dir
 	users  map[string]int // login -> uid (and gid)
 	homes  map[string]string
-	tmpdir string // $TMPDIR as the callers set it: a directory only the group may write
+	tmpdir string   // $TMPDIR as the callers set it: a directory only the group may write
 	env    []string // more of the callers' environment
 }
 
