@@ -448,7 +448,7 @@ func TestInformationalModes(t *testing.T) {
 		stdin string
 		want  string // regexp for stdout
 	}{
-		{"version", []string{"sendmail", "--version"}, "", `^relaymail \S+\n$`},
+		{"version", []string{"sendmail", "--version"}, "", `^relaymail \S+( \([0-9a-f]{12}(\+modified)?( \S+)?\))?\n$`},
 		{"-d0.1 probe", []string{"/usr/sbin/sendmail", "-d0.1", "-bv", "root"}, "", `^relaymail `},
 		{"newaliases", []string{"newaliases"}, "", `^$`},
 		{"-bi", []string{"sendmail", "-bi"}, "", `^$`},

@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"relaymail/config"
@@ -24,8 +25,47 @@ import (
 	"relaymail/sendmail"
 )
 
-// version is set at build time with -ldflags "-X main.version=…".
+// version is the release this source is; a build may set it with
+// -ldflags "-X main.version=…" (make build, packaging/build-deb do).
 var version = "0.1.0-dev"
+
+// versionLine is what --version prints: the version, then the commit the
+// binary was built from as the Go toolchain recorded it (vcs.revision,
+// vcs.modified, vcs.time), so a bug report names the exact source even
+// when -X was not set. A build without VCS information (a tarball,
+// -buildvcs=false) prints the version alone.
+func versionLine() string {
+	line := "relaymail " + version
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return line
+	}
+	var rev, when string
+	modified := false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			when = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return line
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if modified {
+		rev += "+modified"
+	}
+	if when != "" {
+		rev += " " + when
+	}
+	return line + " (" + rev + ")"
+}
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))

@@ -38,7 +38,7 @@ type invocation struct {
 func (inv *invocation) run(ctx context.Context) error {
 	switch inv.opts.Mode {
 	case sendmail.ModeVersion:
-		fmt.Fprintf(inv.stdout, "relaymail %s\n", version)
+		fmt.Fprintln(inv.stdout, versionLine())
 		return nil
 	case sendmail.ModeHelp:
 		io.WriteString(inv.stdout, usage)
