@@ -2,7 +2,11 @@
 #   make demo     build relaymail and watch it relay a cron-style message
 #                 through a throwaway local SMTP server
 #   make test     every test (vet, race detector, shuffled order); as root
-#                 also the Debian package: built, installed, checked, purged
+#                 also the real smarthosts (make peers) and the Debian
+#                 package: built, installed, checked, purged
+#   make peers    Postfix, Exim and Mailpit unpacked under
+#                 /var/cache/relaymail-peers and the case table run against
+#                 each on loopback, and the container built and run (root)
 #   make fuzz     each fuzz target for FUZZTIME
 #   make bench    round trips, throughput and memory side by side with msmtp
 
@@ -10,7 +14,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 FUZZTIME ?= 20s
 
-.PHONY: all build demo test fuzz bench clean
+.PHONY: all build demo test peers fuzz bench clean
 
 all: build
 
@@ -23,11 +27,19 @@ demo:
 test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 ./...
+	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PEERS" ]; then \
+	  bash peers/run; \
+	else \
+	  echo "make test: peers skipped (needs root; RELAYMAIL_SKIP_PEERS unset)"; \
+	fi
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PACKAGE" ]; then \
 	  bash packaging/test-deb; \
 	else \
 	  echo "make test: packaging/test-deb skipped (needs root; RELAYMAIL_SKIP_PACKAGE unset)"; \
 	fi
+
+peers:
+	bash peers/run
 
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \

@@ -35,9 +35,15 @@ var version = "0.1.0-dev"
 // when -X was not set. A build without VCS information (a tarball,
 // -buildvcs=false) prints the version alone.
 func versionLine() string {
+	info, _ := debug.ReadBuildInfo()
+	return versionFrom(version, info)
+}
+
+// versionFrom is versionLine for a given version and build info (nil:
+// none).
+func versionFrom(version string, info *debug.BuildInfo) string {
 	line := "relaymail " + version
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
+	if info == nil {
 		return line
 	}
 	var rev, when string
