@@ -426,3 +426,23 @@ func TestCAFileNotRegular(t *testing.T) {
 		}
 	}
 }
+
+// TestKeyString: keys TOML allows bare are written bare, others quoted.
+func TestKeyString(t *testing.T) {
+	tests := []struct {
+		key  []string
+		want string
+	}{
+		{[]string{"smarthost", "host"}, "smarthost.host"},
+		{[]string{"a_b-C9"}, "a_b-C9"},
+		{[]string{"aliases", "a.b"}, `aliases."a.b"`},
+		{[]string{"aliases", ""}, `aliases.""`},
+		{[]string{"aliases", "x y"}, `aliases."x y"`},
+		{[]string{"aliases", "é"}, `aliases."é"`},
+	}
+	for _, tt := range tests {
+		if got := keyString(tt.key); got != tt.want {
+			t.Errorf("keyString(%q) = %s, want %s", tt.key, got, tt.want)
+		}
+	}
+}

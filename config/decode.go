@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
@@ -146,7 +147,12 @@ func tomlProblems(err error) []Problem {
 	return []Problem{{Msg: safeMessage(strings.TrimPrefix(err.Error(), "toml: "))}}
 }
 
-var typeMismatch = regexp.MustCompile(`^cannot decode TOML ([a-zA-Z -]+?) into `)
+// typeMismatch and quotedRune are compiled on first use: only a broken
+// config needs them, and compiling them at start-up was most of the CPU a
+// healthy run spent in package initialisation (issue 13).
+var typeMismatch = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^cannot decode TOML ([a-zA-Z -]+?) into `)
+})
 
 // decodeMessage rewrites a go-toml decode error in the file's terms:
 // TOML key names instead of Go struct fields, and never a piece of the
@@ -154,7 +160,7 @@ var typeMismatch = regexp.MustCompile(`^cannot decode TOML ([a-zA-Z -]+?) into `
 func decodeMessage(de *toml.DecodeError) string {
 	msg := strings.TrimPrefix(de.Error(), "toml: ")
 	key := de.Key()
-	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
+	if m := typeMismatch().FindStringSubmatch(msg); m != nil {
 		got := "a TOML " + m[1]
 		if len(key) == 0 {
 			return "value of the wrong type (" + got + ")"
@@ -171,13 +177,15 @@ func decodeMessage(de *toml.DecodeError) string {
 	return msg
 }
 
-var quotedRune = regexp.MustCompile(`\s*U\+[0-9A-F]{4,6}(?: '.')?`)
+var quotedRune = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\s*U\+[0-9A-F]{4,6}(?: '.')?`)
+})
 
 // safeMessage drops what go-toml quotes from the document (a character,
 // a number's text) so that a syntax error on a password line shows no part
 // of the password.
 func safeMessage(msg string) string {
-	msg = quotedRune.ReplaceAllString(msg, "")
+	msg = quotedRune().ReplaceAllString(msg, "")
 	msg = strings.Replace(msg, " but got", "", 1)
 	if i := strings.Index(msg, ": "); i >= 0 {
 		msg = msg[:i]
@@ -206,14 +214,23 @@ func wantFor(key []string) string {
 	return spec.want
 }
 
-// bareKey matches keys that TOML allows without quotes.
-var bareKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+// bareKey reports whether k is a key TOML allows without quotes
+// (A-Za-z0-9_-, at least one).
+func bareKey(k string) bool {
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return k != ""
+}
 
 // keyString renders a key path as it would be written in TOML.
 func keyString(key []string) string {
 	parts := make([]string, len(key))
 	for i, k := range key {
-		if bareKey.MatchString(k) {
+		if bareKey(k) {
 			parts[i] = k
 		} else {
 			parts[i] = strconv.Quote(k)
