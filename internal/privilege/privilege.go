@@ -45,9 +45,13 @@ func Drop() error {
 // could point code that runs with the group's rights at files or hosts of
 // its choosing: the roots that verify the smarthost's certificate (Go's
 // crypto/x509 reads SSL_CERT_FILE and SSL_CERT_DIR when it first needs
-// the system roots), the resolver's search domain and options, and the
-// temporary directory.
-var steeringVariables = []string{"SSL_CERT_FILE", "SSL_CERT_DIR", "LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES", "TMPDIR"}
+// the system roots), the resolver's search domain and options, the
+// temporary directory, and GODEBUG: Go's runtime honours it in a setgid
+// program (secure mode only forces GOTRACEBACK=none), and settings such
+// as tlsrsakex, tls3des and tlssha1 turn back on what crypto/tls leaves
+// off. Unsetting GODEBUG also resets the settings internal/godebug
+// already parsed, so crypto/tls sees the defaults from then on.
+var steeringVariables = []string{"SSL_CERT_FILE", "SSL_CERT_DIR", "LOCALDOMAIN", "RES_OPTIONS", "HOSTALIASES", "TMPDIR", "GODEBUG"}
 
 // ScrubEnvironment removes steeringVariables when the process is
 // elevated, before anything reads them. A caller's own config (-C) gives
