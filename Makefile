@@ -18,8 +18,11 @@ FUZZTIME ?= 20s
 
 all: build
 
+# Static (CGO_ENABLED=0) like the Debian package and the container: no
+# dynamic loader, libc or cgo thread at each start (issue 13: about a
+# third fewer instructions per sendmail call); os/user reads /etc/passwd.
 build:
-	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o relaymail .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o relaymail .
 
 demo:
 	$(GO) test -count=1 -run '^TestDemo$$' -v ./internal/demo
