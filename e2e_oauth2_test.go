@@ -421,3 +421,51 @@ func checkLoginFile(t *testing.T, h *oauthHarness, path string) {
 	}
 	h.srv.WaitMessages(t, 1, 30*time.Second)
 }
+
+// TestOAuth2EndpointFailures: a token endpoint that answers 5xx, hangs
+// or cannot be reached costs no mail: the message is queued (exit 0) and
+// no secret shows; a hung endpoint holds the caller about one timeout.
+func TestOAuth2EndpointFailures(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		fail oauthtest.Failure
+		dead bool
+	}{
+		{"503", oauthtest.ServerError, false},
+		{"hang", oauthtest.Hang, false},
+		{"unreachable", oauthtest.OK, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newOAuthHarness(t, oauthtest.Options{ClientSecret: "client-secret-value-5"}, `
+grant = "client_credentials"
+client_secret_file = "DIR/secret"`)
+			writeSecretFile(t, h.key("client_secret_file"), "client-secret-value-5")
+			h.p.SetFailure(tt.fail)
+			if tt.dead {
+				cfg, _ := os.ReadFile(h.config)
+				url := h.key("token_url")
+				dead := fmt.Sprintf("https://127.0.0.1:%d/token", listenAndClose(t))
+				os.WriteFile(h.config, []byte(strings.Replace(string(cfg), url, dead, 1)), 0o644)
+			}
+			start := time.Now()
+			r := h.run([]string{"sendmail", "-i", "someone@example.net"}, []byte(simpleMail), stdinPipe)
+			took := time.Since(start)
+			if r.code != 0 {
+				t.Errorf("exit %d, want 0 (queued); stderr %q", r.code, r.stderr)
+			}
+			if h.queued() != 1 {
+				t.Errorf("%d messages queued, want 1", h.queued())
+			}
+			if n := len(h.srv.Messages()); n != 0 {
+				t.Errorf("%d messages sent without a token", n)
+			}
+			if took > 45*time.Second {
+				t.Errorf("the caller waited %v (timeout is 5s)", took)
+			}
+			log, _ := os.ReadFile(h.log)
+			noSecrets(t, []string{"client-secret-value-5"}, r.stderr, r.stdout, string(log))
+		})
+	}
+}
