@@ -2,6 +2,7 @@ package config
 
 import (
 	"path/filepath"
+	"relaymail/relay"
 	"testing"
 )
 
@@ -18,12 +19,12 @@ func TestExampleConfigs(t *testing.T) {
 			t.Errorf("%s: %v", f, err)
 			continue
 		}
-		if cfg.Smarthosts[0].Host == "" {
+		if cfg.Smarthosts[0].Name == "" {
 			t.Errorf("%s: no smarthost", f)
 		}
 		if filepath.Base(f) == "relaymail.toml" {
 			sh := cfg.Smarthosts[0]
-			if sh.Host != "smtp.example.com" || sh.Port != 587 || sh.TLS != TLSStartTLS || !sh.HasPassword() ||
+			if sh.Name != "smtp.example.com" || sh.Port != 587 || sh.TLS != relay.TLSStartTLS || !sh.HasPassword() ||
 				cfg.Queue.Dir != DefaultQueueDir || len(cfg.Listen) != 2 {
 				t.Errorf("relaymail.toml resolved to %+v", cfg)
 			}

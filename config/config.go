@@ -12,13 +12,14 @@
 package config
 
 import (
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"time"
+
+	"relaymail/relay"
 )
 
 // DefaultPath is the system configuration file (SPEC §1), used when
@@ -63,36 +64,22 @@ type Config struct {
 	Queue      Queue
 }
 
-// TLSMode is how the connection to a smarthost is protected. It is one
-// value so that contradictory settings ("implicit and STARTTLS") cannot be
-// expressed.
-type TLSMode string
-
-// The TLS modes of SPEC §5.
-const (
-	TLSStartTLS TLSMode = "starttls" // plain connect, then STARTTLS; failure if not offered
-	TLSImplicit TLSMode = "implicit" // TLS from the first byte (port 465)
-	TLSNone     TLSMode = "none"     // no TLS at all
-)
-
 // Smarthost is one relay: [smarthost] or a [[fallback]]. Each stands
 // alone; a fallback inherits nothing from [smarthost].
+//
+// The config resolves each one once into the relay.Host that relay dials
+// (its one TLS mode, the port defaulted by relay.TLSMode.DefaultPort, the
+// CA file loaded, the timeouts defaulted, Password set when a password
+// source is); nothing is copied field by field on the way to the wire.
+// Only the OAuth2 token source is added later, by delivery, since it
+// needs the queue directory for its cache.
 //
 // The password source is unexported and Smarthost formats itself (String,
 // Format), so printing a Smarthost or a Config with any fmt verb shows
 // "<redacted>" in place of the password.
 type Smarthost struct {
-	Host          string
-	Port          int // resolved: 465 for TLSImplicit, else 587, unless set
-	TLS           TLSMode
-	TLSVerify     bool           // verify the certificate chain and name
-	CAFile        string         // "" = system roots
-	RootCAs       *x509.CertPool // parsed from CAFile; nil = system roots
-	TLSServerName string         // resolved: Host when unset
-	Username      string         // "" = no authentication
-	Auth          string         // lower-case mechanism name, "auto" default
-	Timeout       time.Duration  // connect, TLS handshake, each whole reply but the last
-	DataTimeout   time.Duration  // the whole wait for the reply to the final dot
+	relay.Host
+	CAFile string // "" = system roots; RootCAs holds it parsed
 	// OAuth2 is [smarthost.oauth2]: the access token for XOAUTH2 or
 	// OAUTHBEARER is got, cached and refreshed by relaymail (package
 	// oauth). nil when not configured; it then replaces the password.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"relaymail/relay"
 	"strings"
 	"testing"
 	"time"
@@ -61,8 +62,8 @@ func TestDefaults(t *testing.T) {
 		ListenMaxSessions: 100, ListenCommandTimeout: 5 * time.Minute,
 		ListenDataTimeout: 10 * time.Minute, ListenWaitTimeout: 30 * time.Second,
 		Smarthosts: []Smarthost{{
-			Host: "smtp.example.com", Port: 587, TLS: TLSStartTLS, TLSVerify: true,
-			TLSServerName: "smtp.example.com", Auth: "auto", Timeout: 30 * time.Second, DataTimeout: 10 * time.Minute,
+			Host: relay.Host{Name: "smtp.example.com", Port: 587, TLS: relay.TLSStartTLS, TLSVerify: true,
+				TLSServerName: "smtp.example.com", Auth: relay.AuthAuto, Timeout: 30 * time.Second, DataTimeout: 10 * time.Minute},
 		}},
 		Queue: Queue{Dir: "/var/spool/relaymail", Mode: QueueFallback, MaxAge: 120 * time.Hour},
 	}
@@ -115,7 +116,7 @@ func TestResolvedValues(t *testing.T) {
 		{"explicit port", minimal + "tls = \"implicit\"\nport = 2465", func(c *Config) any { return c.Smarthosts[0].Port }, 2465},
 		{"tls_verify false", minimal + "tls_verify = false", func(c *Config) any { return c.Smarthosts[0].TLSVerify }, false},
 		{"tls_server_name", minimal + `tls_server_name = "mail.example.com"`, func(c *Config) any { return c.Smarthosts[0].TLSServerName }, "mail.example.com"},
-		{"auth upper", minimal + "auth = \"CRAM-MD5\"\nusername = \"u\"\npassword = \"p\"", func(c *Config) any { return c.Smarthosts[0].Auth }, "cram-md5"},
+		{"auth upper", minimal + "auth = \"CRAM-MD5\"\nusername = \"u\"\npassword = \"p\"", func(c *Config) any { return c.Smarthosts[0].Auth }, relay.AuthCRAMMD5},
 		{"timeout", minimal + `timeout = "1m30s"`, func(c *Config) any { return c.Smarthosts[0].Timeout }, 90 * time.Second},
 		{"timeout days", minimal + `timeout = "1d"`, func(c *Config) any { return c.Smarthosts[0].Timeout }, 24 * time.Hour},
 		{"data_timeout default", minimal, func(c *Config) any { return c.Smarthosts[0].DataTimeout }, 10 * time.Minute},
@@ -125,7 +126,7 @@ func TestResolvedValues(t *testing.T) {
 		{"password", minimal + "username = \"u\"\npassword = \"p\"", func(c *Config) any { return c.Smarthosts[0].HasPassword() }, true},
 		{"queue", minimal + "[queue]\ndir = \"/srv/q/\"\nmode = \"always\"\nmax_age = \"5d\"", func(c *Config) any { return c.Queue }, Queue{Dir: "/srv/q", Mode: QueueAlways, MaxAge: 5 * 24 * time.Hour}},
 		{"queue never", minimal + "[queue]\nmode = \"never\"", func(c *Config) any { return c.Queue.Mode }, QueueNever},
-		{"ipv6 host", "[smarthost]\nhost = \"::1\"\ntls = \"none\"", func(c *Config) any { return c.Smarthosts[0].Host + " " + c.Smarthosts[0].TLSServerName }, "::1 ::1"},
+		{"ipv6 host", "[smarthost]\nhost = \"::1\"\ntls = \"none\"", func(c *Config) any { return c.Smarthosts[0].Name + " " + c.Smarthosts[0].TLSServerName }, "::1 ::1"},
 		{"inline table", `smarthost = { host = "a.example", port = 25 }`, func(c *Config) any { return c.Smarthosts[0].Port }, 25},
 		{
 			"fallbacks stand alone",

@@ -53,7 +53,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("unresolved config: %+v", cfg)
 		}
 		for _, s := range cfg.Smarthosts {
-			if s.Host == "" || s.Port < 1 || s.Port > 65535 || s.Timeout <= 0 || s.TLS == "" || s.Auth == "" {
+			if s.Name == "" || s.Port < 1 || s.Port > 65535 || s.Timeout <= 0 || tlsModes[s.TLS.String()] != s.TLS || s.Auth == "" {
 				t.Fatalf("unresolved smarthost: %+v", s)
 			}
 		}

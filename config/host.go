@@ -7,6 +7,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"relaymail/relay"
 )
 
 // fqdnTimeout bounds the DNS lookups behind the default hostname: sendmail
@@ -125,7 +127,7 @@ func (s Smarthost) String() string {
 			auth += " oauth2 " + s.OAuth2.Grant
 		}
 	}
-	return fmt.Sprintf("%s port %d tls %s (%s)", s.Host, s.Port, s.TLS, auth)
+	return fmt.Sprintf("%s port %d tls %s (%s)", s.Name, s.Port, s.TLS, auth)
 }
 
 // smarthostView is what fmt shows of a Smarthost for %+v and %#v: every
@@ -133,14 +135,14 @@ func (s Smarthost) String() string {
 type smarthostView struct {
 	Host          string
 	Port          int
-	TLS           TLSMode
+	TLS           relay.TLSMode
 	TLSVerify     bool
 	CAFile        string
 	RootCAs       bool
 	TLSServerName string
 	Username      string
 	Password      string
-	Auth          string
+	Auth          relay.AuthMechanism
 	Timeout       time.Duration
 	DataTimeout   time.Duration
 }
@@ -151,7 +153,7 @@ type smarthostView struct {
 func (s Smarthost) Format(f fmt.State, verb rune) {
 	if verb == 'v' && (f.Flag('+') || f.Flag('#')) {
 		v := smarthostView{
-			Host: s.Host, Port: s.Port, TLS: s.TLS, TLSVerify: s.TLSVerify, CAFile: s.CAFile,
+			Host: s.Name, Port: s.Port, TLS: s.TLS, TLSVerify: s.TLSVerify, CAFile: s.CAFile,
 			RootCAs: s.RootCAs != nil, TLSServerName: s.TLSServerName, Username: s.Username,
 			Auth: s.Auth, Timeout: s.Timeout, DataTimeout: s.DataTimeout,
 		}

@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"relaymail/relay"
 )
 
 // The OAuth 2.0 grants relaymail can use to get an access token for
@@ -291,9 +293,9 @@ func (s *Smarthost) oauth2Auth(f *fileSmarthost, sources []string, pre string, p
 		ps.add("%susername (the mailbox) is required with [%soauth2]", pre, pre)
 	}
 	switch s.Auth {
-	case "auto":
-		s.Auth = "xoauth2"
-	case "xoauth2", "oauthbearer":
+	case relay.AuthAuto:
+		s.Auth = relay.AuthXOAuth2
+	case relay.AuthXOAuth2, relay.AuthOAuthBearer:
 	default:
 		ps.add("%sauth must be xoauth2 or oauthbearer with [%soauth2], not %q", pre, pre, f.Auth)
 	}

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"relaymail/relay"
+
 	"os"
 	"path/filepath"
 	"reflect"
@@ -74,7 +76,7 @@ func TestOAuth2Providers(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := mustParse(t, testEnv, tt.doc)
 			sh := cfg.Smarthosts[0]
-			if sh.Auth != "xoauth2" || sh.OAuth2 == nil {
+			if sh.Auth != relay.AuthXOAuth2 || sh.OAuth2 == nil {
 				t.Fatalf("auth %q, oauth2 %v", sh.Auth, sh.OAuth2)
 			}
 			if !reflect.DeepEqual(*sh.OAuth2, tt.want) {

@@ -60,6 +60,14 @@ func (s *Smarthost) Password(ctx context.Context) (string, error) {
 	return "", s.pwError(nil, "password is empty")
 }
 
+// passwordFunc is Password as relay.Host.Password wants it: called only
+// when AUTH is about to run. It reads a copy of s, so the Smarthost may be
+// moved (returned, appended) afterwards.
+func (s *Smarthost) passwordFunc() func(context.Context) (string, error) {
+	sh := *s
+	return sh.Password
+}
+
 func (s *Smarthost) passwordFromFile() (string, error) {
 	name := s.pw.file
 	f, err := OpenRegular(name)
@@ -134,7 +142,7 @@ func ctxMessage(err error, timeout time.Duration) string {
 
 func (s *Smarthost) pwError(cause error, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
-	return &passwordError{msg: oneLine(fmt.Sprintf("config: smarthost %s: %s", s.Host, msg)), cause: cause}
+	return &passwordError{msg: oneLine(fmt.Sprintf("config: smarthost %s: %s", s.Name, msg)), cause: cause}
 }
 
 // passwordError is the error of Password: one line, wrapping ErrConfig

@@ -11,17 +11,14 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"relaymail/relay"
 )
 
 // Defaults of SPEC §5.
 const (
-	DefaultTimeout = 30 * time.Second
-	// DefaultDataTimeout is RFC 5321 §4.5.3.2.6's 10 minutes for the
-	// reply to the final dot: the server may be scanning the message,
-	// and giving up early makes the queue send it twice.
-	DefaultDataTimeout = 10 * time.Minute
-	DefaultQueueDir    = "/var/spool/relaymail"
-	DefaultMaxAge      = 120 * time.Hour
+	DefaultQueueDir = "/var/spool/relaymail"
+	DefaultMaxAge   = 120 * time.Hour
 
 	// -bd's limits. The command timeout is RFC 5321 §4.5.3.2.7's server
 	// timeout; RFC 5321 has no bound on the whole of DATA, 10 minutes is
@@ -193,11 +190,10 @@ var authMechs = map[string]bool{
 }
 
 func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthost {
-	s := Smarthost{
-		Host:      f.Host,
-		TLSVerify: f.TLSVerify == nil || *f.TLSVerify,
-		Username:  f.Username,
-	}
+	var s Smarthost
+	s.Name = f.Host
+	s.TLSVerify = f.TLSVerify == nil || *f.TLSVerify
+	s.Username = f.Username
 	switch {
 	case f.Host == "":
 		ps.add("%shost is required", pre)
@@ -205,20 +201,18 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 		ps.add("%shost must be a host name or IP address without port or brackets, not %q", pre, f.Host)
 	}
 
-	switch t := TLSMode(f.TLS); t {
-	case "":
-		s.TLS = TLSStartTLS
-	case TLSStartTLS, TLSImplicit, TLSNone:
+	switch t, ok := tlsModes[f.TLS]; {
+	case f.TLS == "":
+		s.TLS = relay.TLSStartTLS
+	case ok:
 		s.TLS = t
 	default:
 		ps.add("%stls must be starttls, implicit or none, not %q", pre, f.TLS)
 	}
 
 	switch {
-	case f.Port == nil && s.TLS == TLSImplicit:
-		s.Port = 465
 	case f.Port == nil:
-		s.Port = 587
+		s.Port = s.TLS.DefaultPort()
 	case *f.Port < 1 || *f.Port > 65535:
 		ps.add("%sport must be between 1 and 65535, not %d", pre, *f.Port)
 	default:
@@ -234,16 +228,16 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 
 	s.TLSServerName = f.TLSServerName
 	if s.TLSServerName == "" {
-		s.TLSServerName = s.Host
+		s.TLSServerName = s.Name
 	} else if !validHost(s.TLSServerName) {
 		ps.add("%stls_server_name must be a host name, not %q", pre, f.TLSServerName)
 	}
 
-	s.Auth = strings.ToLower(f.Auth)
+	s.Auth = relay.AuthMechanism(strings.ToLower(f.Auth))
 	if s.Auth == "" {
-		s.Auth = "auto"
+		s.Auth = relay.AuthAuto
 	}
-	if !authMechs[s.Auth] {
+	if !authMechs[string(s.Auth)] {
 		ps.add("%sauth must be auto, plain, login, cram-md5, xoauth2, oauthbearer or none, not %q", pre, f.Auth)
 	}
 	if strings.ContainsFunc(f.Username, unicode.IsControl) {
@@ -286,17 +280,27 @@ func (env sysEnv) smarthost(f *fileSmarthost, pre string, ps *problems) Smarthos
 	}
 	switch {
 	case f.OAuth2 != nil: // checked by oauth2Auth
-	case f.Username != "" && len(sources) == 0 && s.Auth != "none":
+	case f.Username != "" && len(sources) == 0 && s.Auth != relay.AuthNone:
 		ps.add("%susername is set but no password, password_file or password_command is (or set auth = \"none\")", pre)
 	case f.Username == "" && len(sources) > 0:
 		ps.add("%s%s is set but %susername is not", pre, sources[0], pre)
-	case f.Username == "" && s.Auth != "auto" && s.Auth != "none" && authMechs[s.Auth]:
+	case f.Username == "" && s.Auth != relay.AuthAuto && s.Auth != relay.AuthNone && authMechs[string(s.Auth)]:
 		ps.add("%sauth = %q needs %susername", pre, s.Auth, pre)
 	}
 
-	s.Timeout = duration(f.Timeout, DefaultTimeout, pre+"timeout", ps)
-	s.DataTimeout = duration(f.DataTimeout, DefaultDataTimeout, pre+"data_timeout", ps)
+	s.Timeout = duration(f.Timeout, relay.DefaultTimeout, pre+"timeout", ps)
+	s.DataTimeout = duration(f.DataTimeout, relay.DefaultDataTimeout, pre+"data_timeout", ps)
+	if s.pw != nil {
+		s.Host.Password = s.passwordFunc()
+	}
 	return s
+}
+
+// tlsModes are the values of tls = (SPEC §5), each relay's one TLS mode.
+var tlsModes = map[string]relay.TLSMode{
+	relay.TLSStartTLS.String(): relay.TLSStartTLS,
+	relay.TLSImplicit.String(): relay.TLSImplicit,
+	relay.TLSNone.String():     relay.TLSNone,
 }
 
 func (env sysEnv) certPool(file, pre string, ps *problems) *x509.CertPool {

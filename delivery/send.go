@@ -63,41 +63,23 @@ func (o Options) now() time.Time {
 	return time.Now()
 }
 
-// Hosts turns the configured smarthost and fallbacks into relay hosts.
+// Hosts are the relay hosts of the configured smarthost and fallbacks,
+// in order, as config resolved them.
 func Hosts(cfg *config.Config) []relay.Host { return hostsNotice(cfg, nil) }
 
-// hostsNotice is Hosts with the OAuth2 token sources' Notice set.
+// hostsNotice is Hosts with each OAuth2 smarthost's token source, whose
+// Notice is notice: the one thing config cannot resolve, since the token
+// cache lives in the queue directory.
 func hostsNotice(cfg *config.Config, notice func(string)) []relay.Host {
-	hosts := make([]relay.Host, 0, len(cfg.Smarthosts))
+	hosts := make([]relay.Host, len(cfg.Smarthosts))
 	for i := range cfg.Smarthosts {
 		sh := &cfg.Smarthosts[i]
-		h := relay.Host{
-			Name:          sh.Host,
-			Port:          sh.Port,
-			TLS:           tlsModes[sh.TLS],
-			TLSVerify:     sh.TLSVerify,
-			RootCAs:       sh.RootCAs,
-			TLSServerName: sh.TLSServerName,
-			Username:      sh.Username,
-			Auth:          relay.AuthMechanism(sh.Auth),
-			Timeout:       sh.Timeout,
-			DataTimeout:   sh.DataTimeout,
-		}
-		if sh.HasPassword() {
-			h.Password = sh.Password
-		}
+		hosts[i] = sh.Host
 		if sh.OAuth2 != nil {
-			h.Token = tokenSource(cfg, sh, notice)
+			hosts[i].Token = tokenSource(cfg, sh, notice)
 		}
-		hosts = append(hosts, h)
 	}
 	return hosts
-}
-
-var tlsModes = map[config.TLSMode]relay.TLSMode{
-	config.TLSStartTLS: relay.TLSStartTLS,
-	config.TLSImplicit: relay.TLSImplicit,
-	config.TLSNone:     relay.TLSNone,
 }
 
 // Envelope is the relay envelope for msg.

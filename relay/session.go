@@ -46,6 +46,16 @@ func (m TLSMode) String() string {
 	return "TLSMode(" + strconv.Itoa(int(m)) + ")"
 }
 
+// DefaultPort is the port a smarthost listens on for the mode when the
+// config names none: 465 for implicit TLS (RFC 8314 §3.3), else the
+// submission port 587 (RFC 6409).
+func (m TLSMode) DefaultPort() int {
+	if m == TLSImplicit {
+		return 465
+	}
+	return 587
+}
+
 // Default timeouts.
 const (
 	// DefaultTimeout bounds the connect, the TLS handshake and each reply
@@ -65,7 +75,7 @@ const (
 // config (ports defaulted, CA file loaded).
 type Host struct {
 	Name          string         // host name or IP literal to dial
-	Port          int            // 0: 465 for TLSImplicit, else 587
+	Port          int            // 0: TLS.DefaultPort()
 	TLS           TLSMode        // exactly one TLS policy
 	TLSVerify     bool           // false: InsecureSkipVerify (still TLS); the config defaults it to true
 	RootCAs       *x509.CertPool // nil: system roots
@@ -94,10 +104,7 @@ func (h Host) port() int {
 	if h.Port != 0 {
 		return h.Port
 	}
-	if h.TLS == TLSImplicit {
-		return 465
-	}
-	return 587
+	return h.TLS.DefaultPort()
 }
 
 func (h Host) timeout() time.Duration {
