@@ -105,7 +105,7 @@ func (h *smtpHandler) bounce(ctx context.Context, msg *sendmail.Message, refused
 		return
 	}
 	r := &delivery.Runner{Config: h.inv.cfg, Queue: h.queue, Logger: h.inv.log}
-	env := &queue.Envelope{ID: msg.ID, Sender: msg.Sender, EnvID: msg.EnvID, Created: time.Now(), Header: msg.HeaderBytes()}
+	env := &queue.Envelope{ID: msg.ID, Envelope: msg.Envelope, Created: time.Now(), Header: msg.Head}
 	r.Bounce(ctx, env, refused, "")
 }
 

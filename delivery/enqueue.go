@@ -1,9 +1,7 @@
 package delivery
 
 import (
-	"bytes"
 	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
@@ -11,54 +9,39 @@ import (
 	"relaymail/sendmail"
 )
 
-// enqueue commits msg to the queue for recipients. delivered are the
-// recipients that already have it (for a later DSN); attempts and
-// lastErr describe the attempt that failed, if any.
-//
-// When the body was spooled into the queue's filesystem (Acceptor.Spill
-// = Queue.NewBody), it is linked into place, not copied: a large message
-// is written to disk once.
-func enqueue(msg *sendmail.Message, o *Options, recipients, delivered []string, attempts int, lastErr string) error {
+// enqueue commits msg to the queue for recipients (msg.To, or the ones
+// still to do after an attempt); as the attempt left them. The queue
+// links a body it spilled into place rather than copying it (Queue.Store).
+func enqueue(msg *sendmail.Message, o *Options, recipients []string, after attempt) error {
 	q, err := o.queue()
 	if err != nil {
 		return err
 	}
 	now := o.now()
-	env := &queue.Envelope{
-		ID:         msg.ID,
-		Sender:     msg.Sender,
-		Recipients: recipients,
-		Delivered:  delivered,
-		Created:    now,
-		Attempts:   attempts,
-		LastError:  lastErr,
-		EightBit:   msg.EightBit,
-		Notify:     msg.Notify,
-		Ret:        msg.Ret,
-		EnvID:      msg.EnvID,
-		Header:     msg.HeaderBytes(),
+	env := &queue.Envelope{ID: msg.ID, Envelope: msg.Envelope, Delivered: after.delivered,
+		Created: now, Attempts: after.attempts, LastError: after.lastErr, Header: msg.Head}
+	env.To = recipients
+	if after.attempts > 0 {
+		env.NextAttempt = now.Add(queue.Backoff(after.attempts, nil))
 	}
-	if attempts > 0 {
-		env.NextAttempt = now.Add(queue.Backoff(attempts, nil))
-	}
-	spool := msg.Body()
-	if body, ok := spool.Spilled().(*queue.Body); ok {
-		if err := spool.Flush(); err != nil {
-			return err
-		}
-		return q.Commit(env, body)
-	}
-	if spool.Spilled() != nil {
-		return q.Enqueue(env, io.NewSectionReader(spool, 0, spool.Size()))
-	}
-	return q.Enqueue(env, bytes.NewReader(spool.Bytes()))
+	return q.Store(env, msg.Body)
+}
+
+// attempt is what a failed delivery attempt leaves for the queue: the
+// recipients that already have the message (for a later DSN), and the
+// attempts so far and why the last failed. The zero attempt is a message
+// queued without trying.
+type attempt struct {
+	delivered []string
+	attempts  int
+	lastErr   string
 }
 
 // keepFailed keeps a message refused for good where the administrator
 // finds it: the queue's failed/ (relaymail --requeue ID sends it again),
 // else dead.letter.
 func keepFailed(msg *sendmail.Message, o *Options, now time.Time, f *Failure) error {
-	if err := enqueue(msg, o, msg.Recipients, nil, 1, f.Text); err != nil {
+	if err := enqueue(msg, o, msg.To, attempt{attempts: 1, lastErr: f.Text}); err != nil {
 		return keep(msg, *o, now, f)
 	}
 	// The body's lock is held until the message is closed.
@@ -80,5 +63,5 @@ func keepFailed(msg *sendmail.Message, o *Options, now time.Time, f *Failure) er
 
 // logQueued is the log line of a message queued without an attempt.
 func logQueued(log *slog.Logger, msg *sendmail.Message, to []string, delay time.Duration) {
-	logLine{id: msg.ID, from: msg.Sender, to: to, status: "queued", size: msg.Size(), delay: delay}.write(log)
+	logLine{id: msg.ID, from: msg.From, to: to, status: "queued", size: msg.Size(), delay: delay}.write(log)
 }

@@ -22,8 +22,8 @@ import (
 // connects: the recipients refused at intake (67), so that a script that
 // tries --dry-run first learns the status it will get.
 func Print(w io.Writer, msg *sendmail.Message) error {
-	fmt.Fprintf(w, "MAIL FROM:<%s>\r\n", msg.Sender)
-	for _, rcpt := range msg.Recipients {
+	fmt.Fprintf(w, "MAIL FROM:<%s>\r\n", msg.From)
+	for _, rcpt := range msg.To {
 		fmt.Fprintf(w, "RCPT TO:<%s>\r\n", rcpt)
 	}
 	for _, bad := range msg.Invalid {

@@ -12,6 +12,7 @@ import (
 
 	"relaymail/config"
 	"relaymail/dsn"
+	"relaymail/message"
 	"relaymail/queue"
 	"relaymail/relay"
 )
@@ -96,7 +97,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 func (r *Runner) failBodiless() {
 	moved, err := r.Queue.FailBodiless()
 	for _, env := range moved {
-		l := r.logLine(env, env.Recipients, "", "failed")
+		l := r.logLine(env, env.To, "", "failed")
 		l.msg = env.LastError + "; moved to failed/"
 		l.write(r.Logger)
 	}
@@ -140,11 +141,11 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 		if env.LastError != "" {
 			reason += "; last error: " + env.LastError
 		}
-		failed := make([]dsn.Recipient, len(env.Recipients))
-		for i, to := range env.Recipients {
+		failed := make([]dsn.Recipient, len(env.To))
+		for i, to := range env.To {
 			failed[i] = dsn.Recipient{Addr: to, Action: "failed", Status: "5.4.7", DiagnosticCode: diagnostic(env.LastError)}
 		}
-		l := r.logLine(env, env.Recipients, "", "expired")
+		l := r.logLine(env, env.To, "", "expired")
 		l.msg = reason
 		l.write(r.Logger)
 		bounce := r.bounce(env, failed, "The message could not be delivered within "+r.Config.Queue.MaxAge.String()+".")
@@ -154,22 +155,22 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 
 	content, size := it.Content()
 	wire, _ := relay.WireSize(io.NewSectionReader(content, 0, size)) // 0 (no SIZE=) when unreadable: sending fails then too
-	renv := &relay.Envelope{From: env.Sender, To: env.Recipients, Size: wire, EightBit: env.EightBit,
-		Notify: env.Notify, Ret: env.Ret, EnvID: env.EnvID}
-	host, res, err := r.send(ctx, renv, io.NewSectionReader(content, 0, size))
+	renv := env.Envelope                                             // the stored envelope, with the size as sent
+	renv.Size = wire
+	host, res, err := r.send(ctx, &renv, io.NewSectionReader(content, 0, size))
 	if err != nil && host == "" && ctx.Err() != nil {
 		return nil // stopped while connecting: no attempt was made
 	}
 	if err != nil {
 		f := classify(r.Config, err)
 		if f.Class != ErrRejected {
-			r.logLine(env, env.Recipients, host, "deferred").reply(err).write(r.Logger)
-			r.deferred(it, env.Recipients, f.Text)
+			r.logLine(env, env.To, host, "deferred").reply(err).write(r.Logger)
+			r.deferred(it, env.To, f.Text)
 			return nil
 		}
-		r.logLine(env, env.Recipients, host, "bounced").reply(err).write(r.Logger)
+		r.logLine(env, env.To, host, "bounced").reply(err).write(r.Logger)
 		var failed []dsn.Recipient
-		for _, to := range env.Recipients {
+		for _, to := range env.To {
 			failed = append(failed, failure(to, host, err))
 		}
 		bounce := r.bounce(env, failed, "The mail server refused the message.")
@@ -286,7 +287,7 @@ func (r *Runner) closeSession() {
 // try next, and why.
 func (r *Runner) deferred(it *queue.Item, remaining []string, why string) {
 	env := it.Env
-	env.Recipients = remaining
+	env.To = remaining
 	env.Attempts++
 	env.LastError = why
 	env.NextAttempt = r.now().Add(queue.Backoff(env.Attempts, nil))
@@ -307,14 +308,14 @@ func (r *Runner) giveUp(it *queue.Item) {
 // returns its id. A message from the null sender is itself a bounce:
 // it is never bounced, so a bounce that fails cannot start a storm.
 func (r *Runner) bounce(env *queue.Envelope, failed []dsn.Recipient, reason string) []string {
-	if env.Sender == "" {
+	if env.From == "" {
 		r.Logger.Info("", "id", env.ID, "status", "failed", "msg", "not bounced: the null sender")
 		return nil
 	}
 	report, err := dsn.Build(dsn.Report{
 		ReportingMTA: r.Config.Hostname,
 		From:         "MAILER-DAEMON@" + r.Config.Domain,
-		To:           env.Sender,
+		To:           env.From,
 		EnvID:        env.EnvID,
 		Arrival:      env.Created,
 		Recipients:   failed,
@@ -328,17 +329,16 @@ func (r *Runner) bounce(env *queue.Envelope, failed []dsn.Recipient, reason stri
 	}
 	header, body := splitMessage(report)
 	b := &queue.Envelope{
-		Sender:     "",
-		Recipients: []string{env.Sender},
-		Created:    r.now(),
-		EightBit:   bytes.ContainsFunc(report, func(c rune) bool { return c >= 0x80 }),
-		Header:     header,
+		Envelope: message.Envelope{From: "", To: []string{env.From},
+			EightBit: bytes.ContainsFunc(report, func(c rune) bool { return c >= 0x80 })},
+		Created: r.now(),
+		Header:  header,
 	}
 	if err := r.Queue.Enqueue(b, bytes.NewReader(body)); err != nil {
 		r.Logger.Warn(fmt.Sprintf("bounce for %s: %v", env.ID, err))
 		return nil
 	}
-	r.Logger.Info("", "id", b.ID, "from", "", "to", env.Sender, "status", "queued", "msg", "delivery status notification for "+env.ID)
+	r.Logger.Info("", "id", b.ID, "from", "", "to", env.From, "status", "queued", "msg", "delivery status notification for "+env.ID)
 	return []string{b.ID}
 }
 
@@ -378,7 +378,7 @@ func diagnostic(text string) string {
 // logLine starts the SPEC §8 line about env for an attempt at host
 // (empty when there was none).
 func (r *Runner) logLine(env *queue.Envelope, to []string, host, status string) logLine {
-	l := logLine{id: env.ID, from: env.Sender, to: to, relay: host, status: status, size: env.Size(),
+	l := logLine{id: env.ID, from: env.From, to: to, relay: host, status: status, size: env.Size(),
 		delay: r.now().Sub(env.Created), attempts: env.Attempts + 1}
 	if host != "" {
 		l.tls = r.tls

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"relaymail/message"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ max_age = %q
 
 func queueMessage(t *testing.T, q *queue.Queue, n int, to ...string) *queue.Envelope {
 	t.Helper()
-	env := &queue.Envelope{Sender: "app@example.com", Recipients: to,
+	env := &queue.Envelope{Envelope: message.Envelope{From: "app@example.com", To: to},
 		Header: []byte(fmt.Sprintf("Subject: message %d\n\n", n))}
 	if err := q.Enqueue(env, strings.NewReader(fmt.Sprintf("body %d\n", n))); err != nil {
 		t.Fatal(err)
@@ -96,7 +97,7 @@ func TestRunnerPartial(t *testing.T) {
 		t.Fatalf("queue holds %+v, want the original for later@", envs)
 	}
 	e := envs[0]
-	if strings.Join(e.Recipients, ",") != "later@example.org" || e.Attempts != 1 ||
+	if strings.Join(e.To, ",") != "later@example.org" || e.Attempts != 1 ||
 		!e.NextAttempt.After(now) || !strings.Contains(e.LastError, "451") {
 		t.Errorf("deferred envelope: %+v", e)
 	}

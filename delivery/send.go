@@ -82,20 +82,6 @@ func hostsNotice(cfg *config.Config, notice func(string)) []relay.Host {
 	return hosts
 }
 
-// Envelope is the relay envelope for msg.
-func Envelope(msg *sendmail.Message) *relay.Envelope {
-	return &relay.Envelope{
-		From: msg.Sender,
-		To:   msg.Recipients,
-		// Size is left to relay.Deliver, which measures the message as
-		// it goes on the wire (RFC 1870), not as read.
-		EightBit: msg.EightBit,
-		Notify:   msg.Notify,
-		Ret:      msg.Ret,
-		EnvID:    msg.EnvID,
-	}
-}
-
 // Submit hands over a message relaymail has accepted, as [queue] mode
 // and -odq say (SPEC §6, §7), and reports the outcome: nil when every
 // recipient has the message or it is safely queued for the ones that do
@@ -113,7 +99,7 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 	now := o.now()
 	start := now
 	refused := append([]string(nil), msg.Invalid...) // "<addr>: reason" per recipient refused for good
-	if len(msg.Recipients) == 0 {
+	if len(msg.To) == 0 {
 		return &Failure{Class: ErrRecipientsRefused, Text: "no valid recipient: " + strings.Join(refused, "; ")}
 	}
 	mode := cfg.Queue.Mode
@@ -124,15 +110,15 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		if o.abandoned() {
 			return &Failure{Class: ErrTemporary, Text: "not queued: the client left before the reply"}
 		}
-		if err := enqueue(msg, &o, msg.Recipients, nil, 0, ""); err != nil {
+		if err := enqueue(msg, &o, msg.To, attempt{}); err != nil {
 			return keep(msg, o, now, &Failure{Class: ErrTemporary, Text: "could not queue the message: " + err.Error()})
 		}
-		logQueued(o.Logger, msg, msg.Recipients, o.now().Sub(start))
-		return refusal(refused, nil, 0, len(msg.Recipients))
+		logQueued(o.Logger, msg, msg.To, o.now().Sub(start))
+		return refusal(refused, nil, 0, len(msg.To))
 	}
 
 	final, failed, err := relay.Deliver(ctx, hostsNotice(cfg, o.Notice), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
-		Envelope(msg), msg.Content(), msg.Size())
+		&msg.Envelope, msg.Content(), msg.Size())
 	var deferred, refusedRes []relay.RecipientResult
 	var accepted []string
 	if err == nil {
@@ -158,10 +144,10 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 	if mode == config.QueueFallback && !o.abandoned() {
 		switch {
 		case whole != nil && whole.Class == ErrTemporary:
-			queueErr = enqueue(msg, &o, msg.Recipients, nil, 1, whole.Text)
+			queueErr = enqueue(msg, &o, msg.To, attempt{attempts: 1, lastErr: whole.Text})
 			queued = queueErr == nil
 		case whole == nil && len(deferred) > 0:
-			queueErr = enqueue(msg, &o, addrs(deferred), accepted, 1, reasons(deferred))
+			queueErr = enqueue(msg, &o, addrs(deferred), attempt{delivered: accepted, attempts: 1, lastErr: reasons(deferred)})
 			queued = queueErr == nil
 		}
 	}
@@ -250,7 +236,7 @@ func keep(msg *sendmail.Message, o Options, now time.Time, f *Failure) error {
 	if o.Told {
 		return f // the SMTP client keeps its copy and tries again
 	}
-	path, err := SaveDeadLetter(o.Caller.Home, msg.Sender, msg.Content(), msg.Size(), now)
+	path, err := SaveDeadLetter(o.Caller.Home, msg.From, msg.Content(), msg.Size(), now)
 	if err != nil {
 		f.Text += fmt.Sprintf(" (and the message could not be saved: %v)", err)
 	} else {
@@ -286,7 +272,7 @@ func hostName(h relay.Host) string {
 // logAttempt writes the SPEC §8 lines for one attempt: one per group of
 // recipients that shared an outcome.
 func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay time.Duration, queued bool) {
-	line := logLine{id: msg.ID, from: msg.Sender, relay: hostName(a.Host), tls: tlsName(a.TLS),
+	line := logLine{id: msg.ID, from: msg.From, relay: hostName(a.Host), tls: tlsName(a.TLS),
 		size: msg.Size(), delay: delay}
 	if a.Err != nil {
 		line.status = "failed"
@@ -296,7 +282,7 @@ func logAttempt(log *slog.Logger, msg *sendmail.Message, a relay.Attempt, delay 
 		if queued {
 			line.status = "queued"
 		}
-		line.to = msg.Recipients
+		line.to = msg.To
 		line.reply(a.Err).write(log)
 		return
 	}

@@ -28,8 +28,8 @@ func TestBodiless(t *testing.T) {
 	if err != nil || len(moved) != 1 || moved[0].ID != lost.ID {
 		t.Fatalf("FailBodiless = %v, %v; want %s moved", ids(moved), err, lost.ID)
 	}
-	if !strings.Contains(moved[0].LastError, "body") || len(moved[0].Recipients) == 0 {
-		t.Errorf("moved envelope: last error %q, recipients %v", moved[0].LastError, moved[0].Recipients)
+	if !strings.Contains(moved[0].LastError, "body") || len(moved[0].To) == 0 {
+		t.Errorf("moved envelope: last error %q, recipients %v", moved[0].LastError, moved[0].To)
 	}
 	failed, err := q.ListFailed()
 	if err != nil || len(failed) != 1 || !strings.Contains(failed[0].LastError, "missing") {

@@ -1,10 +1,12 @@
 package queue
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"relaymail/message"
 	"time"
 )
 
@@ -143,7 +145,7 @@ func (q *Queue) Commit(env *Envelope, body *Body) error {
 	if body.err != nil {
 		return fmt.Errorf("queue: body not committed after a write error: %w", body.err)
 	}
-	if len(env.Recipients) == 0 {
+	if len(env.To) == 0 {
 		return errors.New("queue: message has no recipient")
 	}
 	if env.ID != "" {
@@ -164,7 +166,7 @@ func (q *Queue) Commit(env *Envelope, body *Body) error {
 	gen := env.ID == ""
 	for try := 0; ; try++ {
 		if gen {
-			env.ID = NewID(time.Now())
+			env.ID = message.NewID(time.Now())
 		}
 		err := q.claim(env.ID, body)
 		if err == nil {
@@ -231,6 +233,25 @@ func (q *Queue) claim(id string, b *Body) error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	return nil
+}
+
+// Store queues env with body, a message's body wherever it is held. A
+// body spilled into a Body of this queue (sendmail's Spool over NewBody)
+// is flushed and linked into place with Commit, not copied: a large
+// message is written to disk once. Any other is copied (Enqueue).
+func (q *Queue) Store(env *Envelope, body message.Body) error {
+	if s, ok := body.(message.Spilled); ok {
+		if b, ok := s.Spilled().(*Body); ok && b.q == q {
+			if err := s.Flush(); err != nil {
+				return err
+			}
+			return q.Commit(env, b)
+		}
+	}
+	if m, ok := body.(interface{ Bytes() []byte }); ok && m.Bytes() != nil {
+		return q.Enqueue(env, bytes.NewReader(m.Bytes())) // in memory: one write
+	}
+	return q.Enqueue(env, io.NewSectionReader(body, 0, body.Size()))
 }
 
 // Enqueue is Commit for a body held elsewhere (a DSN built in memory, a

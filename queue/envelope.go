@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"relaymail/message"
 	"strings"
 	"time"
 )
@@ -20,18 +21,15 @@ const envVersion = 1
 // SMTP envelope, the rewritten header block and the retry state. A runner
 // changes the retry fields and calls Item.Update.
 type Envelope struct {
-	ID          string    `json:"id"`                   // set by Commit when empty
-	Sender      string    `json:"sender"`               // "" = null sender
-	Recipients  []string  `json:"recipients"`           // still to deliver
+	ID string `json:"id"` // set by Commit when empty
+	// Envelope is the message's, as sendmail made it and relay sends it;
+	// To holds the recipients still to deliver.
+	message.Envelope
 	Delivered   []string  `json:"delivered,omitempty"`  // already accepted by the smarthost (for the DSN)
 	Created     time.Time `json:"created"`              // when relaymail accepted it; Commit sets it when zero
 	Attempts    int       `json:"attempts"`             // failed delivery attempts so far
 	NextAttempt time.Time `json:"next_attempt"`         // not before; zero = at once
 	LastError   string    `json:"last_error,omitempty"` // one line, for mailq and the DSN
-	EightBit    bool      `json:"eight_bit,omitempty"`  // BODY=8BITMIME
-	Notify      []string  `json:"notify,omitempty"`     // DSN NOTIFY= (-N)
-	Ret         string    `json:"ret,omitempty"`        // DSN RET= (-R)
-	EnvID       string    `json:"env_id,omitempty"`     // DSN ENVID= (-V)
 	BodySize    int64     `json:"body_size"`            // set by Commit; checked by Lock
 	Header      []byte    `json:"-"`                    // the header block, blank line included, as sent
 }
@@ -61,7 +59,7 @@ func (e *Envelope) validate() error {
 	if e.BodySize < 0 || e.Attempts < 0 {
 		return errors.New("negative body_size or attempts")
 	}
-	fields := append([]string{e.Sender, e.Ret, e.EnvID}, e.Recipients...)
+	fields := append([]string{e.From, e.Ret, e.EnvID}, e.To...)
 	fields = append(fields, e.Notify...)
 	fields = append(fields, e.Delivered...)
 	for _, f := range fields {
@@ -71,7 +69,7 @@ func (e *Envelope) validate() error {
 			}
 		}
 	}
-	for _, r := range e.Recipients {
+	for _, r := range e.To {
 		if r == "" {
 			return errors.New("empty recipient")
 		}

@@ -50,7 +50,7 @@ func formatTable(w io.Writer, envs []*Envelope, now time.Time, nextTry bool) {
 			fmt.Fprintln(w)
 		}
 		total += e.Size()
-		sender := e.Sender
+		sender := e.From
 		if sender == "" {
 			sender = "MAILER-DAEMON"
 		}
@@ -66,7 +66,7 @@ func formatTable(w io.Writer, envs []*Envelope, now time.Time, nextTry bool) {
 		if why != "" {
 			fmt.Fprintf(w, "%*s(%s)\n", max(0, 76-len(why)), "", why)
 		}
-		for _, r := range e.Recipients {
+		for _, r := range e.To {
 			fmt.Fprintf(w, "%-*s %8s %-19s %s\n", idw, "", "", "", oneLine(r))
 		}
 	}

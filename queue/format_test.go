@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"relaymail/message"
 	"strings"
 	"testing"
 	"time"
@@ -75,21 +76,21 @@ func TestFormatList(t *testing.T) {
 	hdr := bytes.Repeat([]byte("h"), 300)
 	queued := []*Envelope{
 		{
-			ID: "0SGPW8A4QG30ABCDEFGH", Sender: "cron@host.example.com",
-			Recipients: []string{"root@example.com"}, Created: now.Add(-45 * time.Second),
+			ID: "0SGPW8A4QG30ABCDEFGH", Envelope: message.Envelope{From: "cron@host.example.com",
+				To: []string{"root@example.com"}}, Created: now.Add(-45 * time.Second),
 			Header: hdr, BodySize: 200,
 		},
 		{
-			ID: "0SGPW8A4QG31ZYXWVTSR", Sender: "www-data@host.example.com",
-			Recipients: []string{"alice@example.com", "bob@example.org"}, Delivered: []string{"carol@example.net"},
+			ID: "0SGPW8A4QG31ZYXWVTSR", Envelope: message.Envelope{From: "www-data@host.example.com",
+				To: []string{"alice@example.com", "bob@example.org"}}, Delivered: []string{"carol@example.net"},
 			Created: now.Add(-2*time.Hour - 5*time.Minute), Attempts: 4, NextAttempt: now.Add(12 * time.Minute),
 			LastError: "smtp.example.com: 421 4.3.2 try again later\r\n(second line)", Header: hdr, BodySize: 5000,
 		},
 	}
 	failed := []*Envelope{
 		{
-			ID: "0SGPW8A4QG32FAILEDXX", Sender: "",
-			Recipients: []string{"nobody@example.com"}, Created: now.Add(-5*24*time.Hour - 3*time.Hour),
+			ID: "0SGPW8A4QG32FAILEDXX", Envelope: message.Envelope{From: "",
+				To: []string{"nobody@example.com"}}, Created: now.Add(-5*24*time.Hour - 3*time.Hour),
 			Attempts: 31, LastError: "smtp.example.com: 550 5.1.1 <nobody@example.com>: no such user",
 			Header: hdr, BodySize: 1,
 		},
@@ -147,7 +148,7 @@ func TestFormatList(t *testing.T) {
 				t.Errorf("how to requeue shown for failed=%v:\n%s", tt.failed, out)
 			}
 			for _, e := range tt.envs {
-				for _, s := range append([]string{e.ID}, e.Recipients...) {
+				for _, s := range append([]string{e.ID}, e.To...) {
 					if !strings.Contains(out, s) {
 						t.Errorf("output lacks %q", s)
 					}

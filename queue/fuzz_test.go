@@ -3,19 +3,20 @@ package queue
 import (
 	"bytes"
 	"reflect"
+	"relaymail/message"
 	"testing"
 	"time"
 )
 
 func TestEnvelopeRoundTrip(t *testing.T) {
 	tests := []*Envelope{
-		{ID: "A", Recipients: []string{"b@x"}},
-		{ID: "B", Sender: "a@x", Recipients: []string{"b@x", "c@y"}, Delivered: []string{"d@z"},
+		{ID: "A", Envelope: message.Envelope{To: []string{"b@x"}}},
+		{ID: "B", Envelope: message.Envelope{From: "a@x", To: []string{"b@x", "c@y"}, EightBit: true, Notify: []string{"SUCCESS", "FAILURE"},
+			Ret: "FULL", EnvID: "x+2By"}, Delivered: []string{"d@z"},
 			Created: time.Date(2025, 1, 1, 0, 0, 0, 1, time.UTC), Attempts: 3,
 			NextAttempt: time.Date(2025, 1, 1, 1, 0, 0, 0, time.FixedZone("X", 3600)),
-			LastError:   "smtp: 421 \"busy\" ünïcode", EightBit: true, Notify: []string{"SUCCESS", "FAILURE"},
-			Ret: "FULL", EnvID: "x+2By", BodySize: 12345, Header: []byte("A: b\r\n\r\n")},
-		{ID: "C", Recipients: []string{"b@x"}, Header: []byte("{\"v\":1}\n\n\x00\xff")},
+			LastError:   "smtp: 421 \"busy\" ünïcode", BodySize: 12345, Header: []byte("A: b\r\n\r\n")},
+		{ID: "C", Envelope: message.Envelope{To: []string{"b@x"}}, Header: []byte("{\"v\":1}\n\n\x00\xff")},
 	}
 	for _, e := range tests {
 		data, err := encodeEnvelope(e)
@@ -61,8 +62,8 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 // encodes back to something it decodes to the same envelope.
 func FuzzDecodeEnvelope(f *testing.F) {
 	for _, e := range []*Envelope{
-		{ID: "A", Recipients: []string{"b@x"}},
-		{ID: "B", Sender: "a@x", Recipients: []string{"b@x"}, Attempts: 2, LastError: "e", Header: []byte("S: x\n\n")},
+		{ID: "A", Envelope: message.Envelope{To: []string{"b@x"}}},
+		{ID: "B", Envelope: message.Envelope{From: "a@x", To: []string{"b@x"}}, Attempts: 2, LastError: "e", Header: []byte("S: x\n\n")},
 	} {
 		data, _ := encodeEnvelope(e)
 		f.Add(data)
@@ -82,7 +83,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoded envelope does not decode: %v", err)
 		}
-		if !bytes.Equal(e.Header, e2.Header) || e.ID != e2.ID || !reflect.DeepEqual(e.Recipients, e2.Recipients) ||
+		if !bytes.Equal(e.Header, e2.Header) || e.ID != e2.ID || !reflect.DeepEqual(e.To, e2.To) ||
 			e.BodySize != e2.BodySize || !e.Created.Equal(e2.Created) {
 			t.Fatalf("round trip changed the envelope:\n%+v\n%+v", e, e2)
 		}

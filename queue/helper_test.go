@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"relaymail/message"
 	"strconv"
 	"strings"
 	"testing"
@@ -38,9 +39,8 @@ func testBody(r *rand.Rand, n int) []byte {
 
 func testEnvelope(header []byte) *Envelope {
 	return &Envelope{
-		Sender:     "a@example.com",
-		Recipients: []string{"b@example.com", "c@example.com"},
-		Header:     header,
+		Envelope: message.Envelope{From: "a@example.com", To: []string{"b@example.com", "c@example.com"}},
+		Header:   header,
 	}
 }
 

@@ -46,7 +46,7 @@ func TestUpdateFullDisk(t *testing.T) {
 				}
 				return nil
 			}
-			it.Env.Recipients = tt.remaining
+			it.Env.To = tt.remaining
 			it.Env.Delivered = tt.delivered
 			it.Env.Attempts = 2
 			it.Env.LastError = tt.lastErr
@@ -64,8 +64,8 @@ func TestUpdateFullDisk(t *testing.T) {
 			}
 			defer it.Unlock()
 			got := it.Env
-			if !slices.Equal(got.Recipients, tt.remaining) || got.Attempts != 2 || !got.NextAttempt.Equal(next.Truncate(time.Second)) {
-				t.Errorf("recorded recipients %v, attempts %d, next %v", got.Recipients, got.Attempts, got.NextAttempt)
+			if !slices.Equal(got.To, tt.remaining) || got.Attempts != 2 || !got.NextAttempt.Equal(next.Truncate(time.Second)) {
+				t.Errorf("recorded recipients %v, attempts %d, next %v", got.To, got.Attempts, got.NextAttempt)
 			}
 			if got.LastError == "" || !strings.HasPrefix(tt.lastErr, strings.TrimSuffix(got.LastError, "...")) {
 				t.Errorf("last error %q, want (a prefix of) %q", got.LastError, tt.lastErr)
@@ -86,14 +86,14 @@ func TestUpdateInPlaceFails(t *testing.T) {
 	}
 	defer it.Unlock()
 	q.hook = func(step string) error { return syscall.ENOSPC }
-	it.Env.Recipients = []string{"c@example.com"}
+	it.Env.To = []string{"c@example.com"}
 	it.Env.Attempts = 1
 	if err := it.Update(); err == nil || !strings.Contains(err.Error(), "in place: ") {
 		t.Errorf("Update = %v, want both failures", err)
 	}
 	q.hook = nil
 	list, _ := q.List()
-	if len(list) != 1 || len(list[0].Recipients) != 2 || list[0].Attempts != 0 {
+	if len(list) != 1 || len(list[0].To) != 2 || list[0].Attempts != 0 {
 		t.Errorf("the old envelope changed: %+v", list)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"relaymail/message"
 )
 
 // Item is a queued message taken by one process for delivery (Lock).
@@ -72,7 +73,7 @@ func (q *Queue) Lock(id string) (*Item, error) {
 // body, as one stream read straight from the file (no copy), and its
 // size. It follows it.Env.Header, so call it after changing the header.
 func (it *Item) Content() (io.ReaderAt, int64) {
-	return Content(it.Env.Header, it.body), it.Env.Size()
+	return message.Content(it.Env.Header, it.body), it.Env.Size()
 }
 
 func (it *Item) usable() error {
@@ -102,7 +103,7 @@ func (it *Item) Update() error {
 	if err := it.usable(); err != nil {
 		return err
 	}
-	if len(it.Env.Recipients) == 0 {
+	if len(it.Env.To) == 0 {
 		return fmt.Errorf("queue: message %s: no recipient left: Remove it instead", it.id)
 	}
 	path := it.q.path(dirEnv, it.id)
@@ -185,32 +186,4 @@ func (it *Item) Unlock() error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	return nil
-}
-
-// Content presents a message kept as a header block and a body (in the
-// queue, or spooled while relaymail reads it) as one io.ReaderAt, so it
-// can be sent, sent again to a fallback or saved without being copied.
-func Content(head []byte, body io.ReaderAt) io.ReaderAt { return concatReaderAt{head, body} }
-
-type concatReaderAt struct {
-	head []byte
-	body io.ReaderAt
-}
-
-func (c concatReaderAt) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errors.New("queue: negative offset")
-	}
-	n := 0
-	if off < int64(len(c.head)) {
-		n = copy(p, c.head[off:])
-		if n == len(p) {
-			return n, nil
-		}
-		off = 0
-	} else {
-		off -= int64(len(c.head))
-	}
-	m, err := c.body.ReadAt(p[n:], off)
-	return n + m, err
 }

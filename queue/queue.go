@@ -1,8 +1,6 @@
 package queue
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -154,25 +152,6 @@ func mkdir(path string, mode os.FileMode, gid int) error {
 func (q *Queue) Dir() string { return q.dir }
 
 func (q *Queue) path(sub, id string) string { return filepath.Join(q.dir, sub, id) }
-
-// idEncoding is Crockford's base32 alphabet: digits and upper-case
-// letters that sort in byte order, without I, L, O, U.
-var idEncoding = base32.NewEncoding("0123456789ABCDEFGHJKMNPQRSTVWXYZ").WithPadding(base32.NoPadding)
-
-// NewID returns a fresh message id: the time in microseconds (so that
-// ids sort by age) and 40 random bits, 20 characters of [0-9A-Z]. Ids
-// made by different processes at the same microsecond still differ, and
-// Commit refuses to reuse one that exists.
-func NewID(now time.Time) string {
-	var b [12]byte
-	us := uint64(now.UnixMicro())
-	for i := 6; i >= 0; i-- {
-		b[i] = byte(us)
-		us >>= 8
-	}
-	rand.Read(b[7:])
-	return idEncoding.EncodeToString(b[:])
-}
 
 // ValidID reports whether id can name a message: 1 to 64 characters of
 // letters, digits, '-' and '_'. An id given by the admin (relaymail

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"relaymail/message"
 	"slices"
 	"strconv"
 	"strings"
@@ -146,7 +147,7 @@ func TestIDs(t *testing.T) {
 	base := time.Date(2025, 11, 29, 18, 0, 0, 0, time.UTC)
 	prev := ""
 	for i := range 2000 {
-		id := NewID(base.Add(time.Duration(i) * time.Microsecond))
+		id := message.NewID(base.Add(time.Duration(i) * time.Microsecond))
 		if !ValidID(id) || len(id) != 20 {
 			t.Fatalf("NewID = %q: not a valid 20-character id", id)
 		}
@@ -159,7 +160,7 @@ func TestIDs(t *testing.T) {
 		}
 		prev = id
 	}
-	a, b := NewID(base), NewID(base)
+	a, b := message.NewID(base), message.NewID(base)
 	if a == b {
 		t.Errorf("two ids at the same instant are equal: %q", a)
 	}
@@ -240,8 +241,8 @@ func TestCommitLockUpdateRemove(t *testing.T) {
 	b.Write(body)
 	created := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	env := &Envelope{
-		Sender: "a@example.com", Recipients: []string{"b@example.com"}, Created: created,
-		EightBit: true, Notify: []string{"FAILURE"}, Ret: "HDRS", EnvID: "QQ+2Bx", Header: header,
+		Envelope: message.Envelope{From: "a@example.com", To: []string{"b@example.com"},
+			EightBit: true, Notify: []string{"FAILURE"}, Ret: "HDRS", EnvID: "QQ+2Bx"}, Created: created, Header: header,
 	}
 	if err := q.Commit(env, b); err != nil {
 		t.Fatal(err)
@@ -273,7 +274,7 @@ func TestCommitLockUpdateRemove(t *testing.T) {
 		t.Fatalf("List = %v, %v", list, err)
 	}
 	got := list[0]
-	if got.ID != env.ID || got.Sender != env.Sender || !slices.Equal(got.Recipients, env.Recipients) ||
+	if got.ID != env.ID || got.From != env.From || !slices.Equal(got.To, env.To) ||
 		!got.Created.Equal(created) || !got.EightBit || !slices.Equal(got.Notify, env.Notify) ||
 		got.Ret != "HDRS" || got.EnvID != "QQ+2Bx" || !bytes.Equal(got.Header, header) || got.BodySize != int64(len(body)) {
 		t.Errorf("List returned %+v, want %+v", got, env)
@@ -316,12 +317,12 @@ func TestCommitLockUpdateRemove(t *testing.T) {
 	if e := list[0]; e.Due(next.Add(-time.Second)) || !e.Due(next) {
 		t.Errorf("Due around NextAttempt is wrong")
 	}
-	saved := it.Env.Recipients
-	it.Env.Recipients = nil
+	saved := it.Env.To
+	it.Env.To = nil
 	if err := it.Update(); err == nil {
 		t.Error("Update with no recipient succeeded")
 	}
-	it.Env.Recipients = saved
+	it.Env.To = saved
 	it.Env.ID = "OTHER"
 	if err := it.Update(); err == nil {
 		t.Error("Update with a changed id succeeded")
@@ -388,10 +389,10 @@ func TestCommitFailures(t *testing.T) {
 		setup func(q *Queue, b *Body, env *Envelope)
 		want  string
 	}{
-		{"no recipient", func(q *Queue, b *Body, env *Envelope) { env.Recipients = nil }, "no recipient"},
+		{"no recipient", func(q *Queue, b *Body, env *Envelope) { env.To = nil }, "no recipient"},
 		{"bad id", func(q *Queue, b *Body, env *Envelope) { env.ID = "../../etc/passwd" }, "invalid message id"},
-		{"control character", func(q *Queue, b *Body, env *Envelope) { env.Recipients = []string{"a@b\r\nRSET"} }, "control character"},
-		{"empty recipient", func(q *Queue, b *Body, env *Envelope) { env.Recipients = []string{""} }, "empty recipient"},
+		{"control character", func(q *Queue, b *Body, env *Envelope) { env.To = []string{"a@b\r\nRSET"} }, "control character"},
+		{"empty recipient", func(q *Queue, b *Body, env *Envelope) { env.To = []string{""} }, "empty recipient"},
 		{"closed body", func(q *Queue, b *Body, env *Envelope) { b.Close() }, "closed"},
 		{"write error", func(q *Queue, b *Body, env *Envelope) {
 			b.f.Close() // the next write fails, as on a dead disk

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"relaymail/message"
 )
 
 // pipelineBatch bounds how many RCPT commands go out in one write when
@@ -14,17 +16,11 @@ import (
 // not reading (RFC 2920 §3.1 leaves the group size to the client).
 const pipelineBatch = 100
 
-// Envelope is what goes into MAIL FROM and RCPT TO, plus the facts needed
-// to choose extension parameters honestly.
-type Envelope struct {
-	From     string   // reverse-path; "" is the null sender <>
-	To       []string // forward-paths, in order
-	Size     int64    // octets as transmitted (WireSize), for SIZE=; 0: unknown
-	EightBit bool     // 8-bit content or -B8BITMIME: BODY=8BITMIME when offered
-	Notify   []string // DSN NOTIFY values ("SUCCESS", "DELAY", "FAILURE" or "NEVER"); nil: none
-	Ret      string   // DSN RET: "FULL", "HDRS" or ""
-	EnvID    string   // DSN ENVID; "": none (xtext-encoded on the wire)
-}
+// Envelope is the message's envelope as relay sends it: MAIL FROM and
+// RCPT TO, and the facts that choose their extension parameters. It is
+// message.Envelope, the one envelope type sendmail makes and the queue
+// stores.
+type Envelope = message.Envelope
 
 // Result is the outcome of one transaction, one entry per recipient.
 type Result struct {

@@ -8,48 +8,33 @@ import (
 	"time"
 
 	"relaymail/config"
-	"relaymail/queue"
+	"relaymail/message"
 	"relaymail/relay"
 )
 
 // Message is a message relaymail has accepted from its caller: the
-// envelope it worked out and the content as it will go on the wire
-// (rewritten header block, then the body as read; the relay's wire writer
-// turns line endings into CRLF and dot-stuffs).
+// message.Message (id, envelope, content as it will go on the wire:
+// rewritten header block, then the body as read; the relay's wire writer
+// turns line endings into CRLF and dot-stuffs), and what the intake
+// learnt on the way.
 type Message struct {
-	ID         string   // relaymail's id for this message, in every log line
-	Sender     string   // envelope sender, "" for the null sender
-	Recipients []string // qualified, alias-expanded, de-duplicated
-	Invalid    []string // operands that are not addresses, each with the reason
-	Header     *Header
-	Stats      IntakeStats
-	Changes    []string // what Rewrite changed, for -v and the log
-	Warnings   []string // alias-file problems and the like, for the log
+	// Message: To holds the recipients qualified, alias-expanded and
+	// de-duplicated; Body is the Spool.
+	message.Message
+	Invalid  []string // operands that are not addresses, each with the reason
+	Header   *Header
+	Stats    IntakeStats
+	Changes  []string // what Rewrite changed, for -v and the log
+	Warnings []string // alias-file problems and the like, for the log
 
-	EightBit bool     // 8-bit content or -B8BITMIME
-	Notify   []string // DSN, from -N
-	Ret      string   // DSN, from -R
-	EnvID    string   // DSN, from -V
-
-	head []byte
-	body *Spool
+	spool *Spool
 }
 
-// HeaderBytes is the rewritten header block, blank line included.
-func (m *Message) HeaderBytes() []byte { return m.head }
-
-// Body is the spooled body as read from the caller.
-func (m *Message) Body() *Spool { return m.body }
-
-// Content returns the message as it will be sent, readable any number of
-// times from any offset.
-func (m *Message) Content() io.ReaderAt { return queue.Content(m.head, m.body) }
-
-// Size is the length of Content in octets.
-func (m *Message) Size() int64 { return int64(len(m.head)) + m.body.Size() }
+// Spool is the spooled body as read from the caller.
+func (m *Message) Spool() *Spool { return m.spool }
 
 // Close releases the spooled body.
-func (m *Message) Close() error { return m.body.Close() }
+func (m *Message) Close() error { return m.spool.Close() }
 
 // Acceptor turns what a caller hands relaymail into Messages.
 type Acceptor struct {
@@ -85,11 +70,11 @@ func (a *Acceptor) AcceptSMTP(data io.Reader, o *Options, from string, to []stri
 		if err != nil {
 			return fmt.Errorf("%w: MAIL FROM:<%s>: %v", ErrData, from, err)
 		}
-		m.Sender = sender
+		m.From = sender
 		aliases, warnings := LoadAliases(a.Config)
 		m.Warnings = append(m.Warnings, warnings...)
-		m.Recipients = m.carried(ResolveRecipients(to, aliases, a.Config.Domain))
-		if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
+		m.To = m.carried(ResolveRecipients(to, aliases, a.Config.Domain))
+		if len(m.To) == 0 && len(m.Invalid) == 0 {
 			return fmt.Errorf("%w: no recipients", ErrUsage)
 		}
 		return nil
@@ -110,16 +95,10 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		body.Close()
 		return nil, err
 	}
-	m := &Message{
-		ID:       queue.NewID(now), // one id scheme: it becomes the queue id
-		Header:   h,
-		Stats:    stats,
-		EightBit: stats.EightBit || o.Body8BitMIME,
-		Notify:   o.Notify,
-		Ret:      o.Ret,
-		EnvID:    o.EnvID,
-		body:     body,
-	}
+	m := &Message{Header: h, Stats: stats, spool: body}
+	m.ID = message.NewID(now) // one id scheme: it becomes the queue id
+	m.Envelope = message.Envelope{EightBit: stats.EightBit || o.Body8BitMIME, Notify: o.Notify, Ret: o.Ret, EnvID: o.EnvID}
+	m.Body = body
 	if err := envelope(m); err != nil {
 		body.Close()
 		return nil, err
@@ -131,7 +110,7 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 	m.Changes = Rewrite(h, RewriteOptions{
 		Domain:      cfg.Domain,
 		Hostname:    cfg.Hostname,
-		Sender:      m.Sender,
+		Sender:      m.From,
 		FullName:    fullName,
 		RewriteFrom: cfg.RewriteFromHeader,
 		Now:         now,
@@ -144,7 +123,7 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		body.Close()
 		return nil, err
 	}
-	m.head = head.Bytes()
+	m.Head = head.Bytes()
 	return m, nil
 }
 
@@ -154,7 +133,7 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	if err != nil {
 		return err
 	}
-	m.Sender = sender
+	m.From = sender
 
 	var raw []string
 	afterDashDash := o.AfterDashDash
@@ -179,8 +158,8 @@ func (m *Message) envelope(o *Options, cfg *config.Config, caller Caller) error 
 	}
 	aliases, warnings := LoadAliases(cfg)
 	m.Warnings = append(m.Warnings, warnings...)
-	m.Recipients = m.carried(ResolveRecipients(raw, aliases, cfg.Domain))
-	if len(m.Recipients) == 0 && len(m.Invalid) == 0 {
+	m.To = m.carried(ResolveRecipients(raw, aliases, cfg.Domain))
+	if len(m.To) == 0 && len(m.Invalid) == 0 {
 		return fmt.Errorf("%w: no recipients (give them as arguments, or use -t to take them from To:, Cc: and Bcc:)", ErrUsage)
 	}
 	return nil

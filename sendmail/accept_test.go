@@ -96,11 +96,11 @@ func TestAcceptEnvelope(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer m.Close()
-			if m.Sender != tt.sender {
-				t.Errorf("sender %q, want %q", m.Sender, tt.sender)
+			if m.From != tt.sender {
+				t.Errorf("sender %q, want %q", m.From, tt.sender)
 			}
-			if strings.Join(m.Recipients, " ") != strings.Join(tt.rcpts, " ") {
-				t.Errorf("recipients %q, want %q", m.Recipients, tt.rcpts)
+			if strings.Join(m.To, " ") != strings.Join(tt.rcpts, " ") {
+				t.Errorf("recipients %q, want %q", m.To, tt.rcpts)
 			}
 			if len(m.Invalid) != tt.invalid {
 				t.Errorf("invalid %q, want %d of them", m.Invalid, tt.invalid)
@@ -127,8 +127,8 @@ func TestAcceptSMTP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if m.Sender != "app@example.com" || strings.Join(m.Recipients, ",") != "admin@example.com,ops@example.net,x@y.org" {
-		t.Errorf("envelope %q -> %q", m.Sender, m.Recipients)
+	if m.From != "app@example.com" || strings.Join(m.To, ",") != "admin@example.com,ops@example.net,x@y.org" {
+		t.Errorf("envelope %q -> %q", m.From, m.To)
 	}
 	content, _ := io.ReadAll(io.NewSectionReader(m.Content(), 0, m.Size()))
 	for _, want := range []string{"To: root@example.com\r\n", "\r\n.line that was stuffed once\r\n"} {

@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"relaymail/internal/privilege"
+	"relaymail/message"
 )
 
 // DefaultSpoolMemory is how much of a message a Spool keeps in memory
@@ -15,14 +16,9 @@ import (
 // disk; a 100 MB attachment costs this much memory and no more.
 const DefaultSpoolMemory = 256 << 10
 
-// SpillFile is where a Spool moves its content once it outgrows memory:
-// an unlinked temporary file, or a body file of the queue, so that a
-// message that ends up queued is written to disk once.
-type SpillFile interface {
-	io.Writer
-	io.ReaderAt
-	io.Closer
-}
+// SpillFile is where a Spool moves its content once it outgrows memory
+// (message.SpillFile): a Spool is a message.Spilled body.
+type SpillFile = message.SpillFile
 
 // Spool holds a message's body while relaymail works on it: in memory up
 // to a limit, then in a SpillFile, so that memory does not grow with the
