@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"relaymail/logging"
 	"relaymail/queue"
 	"relaymail/sendmail"
+	"relaymail/smtpd"
+	"relaymail/smtpgate"
 )
 
 // defaultConfig is the system configuration (SPEC §1).
@@ -109,17 +112,6 @@ func (inv *invocation) queueToWorkOn() (*queue.Queue, error) {
 	return q, nil
 }
 
-// acceptor reads messages for caller. With a queue, a big body is spooled
-// into the queue's filesystem: if the message ends up queued, the body is
-// linked into place, not copied.
-func (inv *invocation) acceptor(caller sendmail.Caller, q *queue.Queue) *sendmail.Acceptor {
-	a := &sendmail.Acceptor{Config: inv.cfg, Caller: caller}
-	if q != nil {
-		a.Spill = func() (sendmail.SpillFile, error) { return q.NewBody() }
-	}
-	return a
-}
-
 // deliver is the default mode: read the message and relay it, or queue
 // it, as [queue] mode says.
 func (inv *invocation) deliver(ctx context.Context) error {
@@ -131,7 +123,7 @@ func (inv *invocation) deliver(ctx context.Context) error {
 		// message in failed/.
 		o.Queue, o.QueueErr = inv.openQueue()
 	}
-	acceptor := inv.acceptor(caller, o.Queue)
+	acceptor := delivery.NewAcceptor(inv.cfg, caller, o.Queue)
 	msg, err := acceptor.Accept(inv.stdin, inv.opts)
 	if err != nil {
 		return err
@@ -264,6 +256,42 @@ func (inv *invocation) verify() error {
 			}
 		}
 	}
+	return nil
+}
+
+// speakSMTP is -bs: one SMTP session on stdin and stdout.
+func (inv *invocation) speakSMTP(ctx context.Context) error {
+	srv := smtpgate.New(inv.cfg, inv.opts, inv.log).Server()
+	if err := srv.ServeConn(ctx, inv.stdin, inv.stdout, ""); err != nil && ctx.Err() == nil {
+		inv.log.Warn("smtp session: " + err.Error())
+	}
+	return nil
+}
+
+// daemon is -bd: listen on the configured loopback addresses until
+// SIGTERM, then let the sessions finish (30 s at most); with -q30m also
+// run the queue.
+func (inv *invocation) daemon(ctx context.Context) error {
+	if err := inv.cfg.CheckListen(); err != nil {
+		return err
+	}
+	srv := smtpgate.New(inv.cfg, inv.opts, inv.log).Server()
+	listeners, err := smtpd.Listen(inv.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
+	}
+	inv.log.Info("listening", "addrs", strings.Join(inv.cfg.Listen, ","))
+	var runner sync.WaitGroup
+	if inv.opts.QueueInterval > 0 {
+		if q, err := inv.openQueue(); err == nil {
+			r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log}
+			runner.Go(func() { r.Loop(ctx, inv.opts.QueueInterval) })
+		} else {
+			inv.log.Warn("queue: " + err.Error())
+		}
+	}
+	srv.ServeUntil(ctx, listeners, 30*time.Second)
+	runner.Wait()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package delivery
 import (
 	"fmt"
 	"log/slog"
+	"relaymail/config"
 	"time"
 
 	"relaymail/queue"
@@ -64,4 +65,16 @@ func keepFailed(msg *sendmail.Message, o *Options, now time.Time, f *Failure) er
 // logQueued is the log line of a message queued without an attempt.
 func logQueued(log *slog.Logger, msg *sendmail.Message, to []string, delay time.Duration) {
 	logLine{id: msg.ID, from: msg.From, to: to, status: "queued", size: msg.Size(), delay: delay}.write(log)
+}
+
+// NewAcceptor returns the sendmail.Acceptor that reads caller's messages.
+// With a queue, a body that outgrows memory is spilled into the queue's
+// filesystem (Queue.NewBody): if the message ends up queued, Queue.Store
+// links that file into place instead of copying it.
+func NewAcceptor(cfg *config.Config, caller sendmail.Caller, q *queue.Queue) *sendmail.Acceptor {
+	a := &sendmail.Acceptor{Config: cfg, Caller: caller}
+	if q != nil {
+		a.Spill = func() (sendmail.SpillFile, error) { return q.NewBody() }
+	}
+	return a
 }

@@ -1,0 +1,64 @@
+package smtpgate
+
+import (
+	"errors"
+	"strings"
+
+	"relaymail/relay"
+	"relaymail/smtpd"
+)
+
+// Replies of relaymail's SMTP personality, each with the outcome it
+// reports (SPEC §2a). The session's own protocol replies are smtpd's
+// (smtpd/reply.go). Codes per RFC 5321 §4.2.2, enhanced codes per
+// RFC 3463 (5.1.3 bad destination syntax, 5.6.0 media error, 4.3.0 and
+// 5.0.0 other or undefined).
+var (
+	replyBadRecipient = &smtpd.Reply{Code: 501, Enhanced: "5.1.3", Text: "bad recipient address syntax"}
+)
+
+// replyUncarried refuses a recipient no RCPT TO can carry (553).
+func replyUncarried(err error) *smtpd.Reply {
+	return &smtpd.Reply{Code: 553, Enhanced: "5.1.3", Text: "recipient is an " + err.Error()}
+}
+
+// replyAccepted is 250 for a message delivered or queued; note adds to
+// the text ("some recipients refused, the sender is told").
+func replyAccepted(id, note string) *smtpd.Reply {
+	text := "OK: queued as " + id
+	if note != "" {
+		text += "; " + note
+	}
+	return &smtpd.Reply{Code: 250, Enhanced: "2.0.0", Text: text}
+}
+
+// replyBadMessage is 554 for a message the intake refused (ErrData).
+func replyBadMessage(text string) *smtpd.Reply {
+	return &smtpd.Reply{Code: 554, Enhanced: "5.6.0", Text: text}
+}
+
+// replyTryAgain is 451 for a message that could neither go nor be
+// queued: the client keeps it and sends it again.
+func replyTryAgain(text string) *smtpd.Reply {
+	return &smtpd.Reply{Code: 451, Enhanced: "4.3.0", Text: text}
+}
+
+// replyRecipientsRefused is 550 when every recipient was refused and no
+// smarthost reply says more.
+func replyRecipientsRefused(text string) *smtpd.Reply {
+	return &smtpd.Reply{Code: 550, Enhanced: "5.1.3", Text: text}
+}
+
+// replyFrom passes on the smarthost's permanent reply; without one it is
+// 554 5.0.0 with text, ours.
+func replyFrom(err error, text string) *smtpd.Reply {
+	var e *relay.Error
+	if errors.As(err, &e) && e.Code >= 500 && e.Code < 600 {
+		return &smtpd.Reply{Code: e.Code, Enhanced: e.Enhanced, Text: strings.Join(e.Lines, " ")}
+	}
+	return &smtpd.Reply{Code: 554, Enhanced: "5.0.0", Text: text}
+}
+
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", " ")
+}
