@@ -196,7 +196,7 @@ func (inv *invocation) runQueue(ctx context.Context) error {
 	if inv.opts.QueueInterval > 0 {
 		return r.Loop(ctx, inv.opts.QueueInterval)
 	}
-	return r.Run(ctx, true)
+	return r.Run(ctx, delivery.FullPass)
 }
 
 // errNotAllowed is an administrative request from a user who may not

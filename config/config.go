@@ -7,6 +7,10 @@
 // with a clean environment, and no error or formatted value ever shows a
 // password.
 //
+// Each smarthost is resolved once into the relay.Host that relay dials
+// (Smarthost embeds it): the TLS mode is relay's, the port default is
+// relay.TLSMode.DefaultPort, the timeouts default to relay's.
+//
 // Every error from Load and Parse wraps ErrConfig and is one line naming
 // the file, the line:column where TOML gives one, and what is wrong.
 package config

@@ -4,4 +4,9 @@
 // §6, logs one line per attempt (SPEC §8), and makes sure that a message
 // that could not be delivered is never lost (dead.letter until the queue
 // exists).
+//
+// It takes the message as sendmail produced it (a message.Message with
+// the intake's extras) and hands its envelope to relay and the queue as
+// it is; NewAcceptor wires sendmail's spill files to the queue, whose
+// Store links such a body into place rather than copying it.
 package delivery

@@ -45,8 +45,18 @@ func (r *Runner) now() time.Time {
 	return time.Now()
 }
 
-// Run makes one pass over the queue: every message when all is true (-q,
-// like postqueue -f), else those whose retry time has come. Bounces it
+// Pass says which queued messages a Run tries.
+type Pass int
+
+const (
+	// DuePass tries the messages whose retry time has come (each run of
+	// -q30m).
+	DuePass Pass = iota
+	// FullPass tries every message now (-q, like postqueue -f).
+	FullPass
+)
+
+// Run makes one pass over the queue, as pass says. Bounces it
 // generates are delivered in the same pass.
 //
 // Cancelling ctx (SIGTERM, SIGINT) is a stop, not an error (SPEC §7): no
@@ -55,7 +65,7 @@ func (r *Runner) now() time.Time {
 // session ends with QUIT, and Run returns nil. Abandoning the wait for
 // the final reply would leave a message the smarthost may have taken
 // recorded as deferred, to be sent again.
-func (r *Runner) Run(ctx context.Context, all bool) error {
+func (r *Runner) Run(ctx context.Context, pass Pass) error {
 	r.dead = nil
 	defer r.closeSession()
 	// One fsync of the queue directory for all the messages delivered in
@@ -79,7 +89,7 @@ func (r *Runner) Run(ctx context.Context, all bool) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if all || env.Due(r.now()) {
+		if pass == FullPass || env.Due(r.now()) {
 			bounces = append(bounces, r.process(ctx, env.ID)...)
 		}
 	}
@@ -112,7 +122,7 @@ func (r *Runner) Loop(ctx context.Context, interval time.Duration) error {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if err := r.Run(ctx, false); err != nil && ctx.Err() == nil {
+		if err := r.Run(ctx, DuePass); err != nil && ctx.Err() == nil {
 			r.Logger.Warn("queue run: " + err.Error())
 		}
 		select {

@@ -56,7 +56,7 @@ func TestRunnerOneSession(t *testing.T) {
 	for i := range 5 {
 		queueMessage(t, q, i, fmt.Sprintf("rcpt%d@example.org", i))
 	}
-	if err := r.Run(context.Background(), true); err != nil {
+	if err := r.Run(context.Background(), FullPass); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(srv.Messages()); n != 5 {
@@ -81,7 +81,7 @@ func TestRunnerPartial(t *testing.T) {
 	srv.SetRcptErr("later@example.org", smtptest.Reply(451, "4.2.0", "try later"))
 	srv.SetRcptErr("gone@example.org", smtptest.Reply(550, "5.1.1", "no such user"))
 	env := queueMessage(t, q, 1, "ok@example.org", "later@example.org", "gone@example.org")
-	if err := r.Run(context.Background(), false); err != nil {
+	if err := r.Run(context.Background(), DuePass); err != nil {
 		t.Fatal(err)
 	}
 	msgs := srv.Messages()
@@ -102,7 +102,7 @@ func TestRunnerPartial(t *testing.T) {
 		t.Errorf("deferred envelope: %+v", e)
 	}
 	// Not due yet: a pass that honours retry times leaves it alone.
-	if err := r.Run(context.Background(), false); err != nil {
+	if err := r.Run(context.Background(), DuePass); err != nil {
 		t.Fatal(err)
 	}
 	if len(srv.Messages()) != 2 {
@@ -111,7 +111,7 @@ func TestRunnerPartial(t *testing.T) {
 	// Due: delivered to later@ alone.
 	srv.ResetErrors()
 	now = e.NextAttempt.Add(time.Second)
-	if err := r.Run(context.Background(), false); err != nil {
+	if err := r.Run(context.Background(), DuePass); err != nil {
 		t.Fatal(err)
 	}
 	if msgs := srv.Messages(); len(msgs) != 3 || strings.Join(msgs[2].To, ",") != "later@example.org" {

@@ -27,6 +27,11 @@
 // worst an orphan body/ID without env/ID, or a stray file in tmp/, which
 // Cleanup removes once they are an hour old and unlocked.
 //
+// The envelope stored is message.Envelope, as sendmail made it and relay
+// sends it, plus the retry state; Store takes a message's body wherever
+// it is held and links a Body of this queue (one sendmail spilled into
+// with NewBody) into place, without copying it.
+//
 // Leaving the queue goes the other way round: Remove deletes the
 // envelope first, Fail renames the envelope into failed/ first, and
 // Requeue brings the body back first and the envelope last. Cleanup

@@ -12,6 +12,11 @@
 //
 // Deliver wraps that sequence for a smarthost and its fallbacks.
 //
+// relay owns the wire's shapes: Host is the one host shape (config
+// resolves each smarthost into it once, with the one TLSMode and its
+// DefaultPort) and Envelope is message.Envelope, the envelope sendmail
+// makes and the queue stores, sent without conversion.
+//
 // Standards implemented, and where a choice was made:
 //
 //   - RFC 5321 (SMTP): replies, multi-line replies, line limits (998 octets

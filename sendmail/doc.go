@@ -9,8 +9,10 @@
 // write and is checked against net/mail in the tests (address.go),
 // extracts recipients for -t (recipients.go), expands aliases
 // (aliases.go), applies the header rewrites of SPEC §3 (rewrite.go), and
-// puts it all together into a Message with its envelope (accept.go).
+// puts it all together into a Message with its envelope (accept.go): a
+// message.Message whose body is a Spool (spool.go), in memory or in a
+// spill file the caller supplies.
 //
 // What happens to a Message next (relay, queue, dead.letter) is the
-// business of package delivery.
+// business of package delivery; sendmail does not import the queue.
 package sendmail

@@ -14,16 +14,7 @@ import (
 // them all to EX_DATAERR (65) with errors.Is.
 var ErrData = errors.New("bad message")
 
-// dataError is an error about the message content: its text stands on
-// its own and errors.Is(err, ErrData) holds.
-type dataError struct{ msg string }
-
-func (e *dataError) Error() string { return e.msg }
-func (e *dataError) Unwrap() error { return ErrData }
-
-func dataErrorf(format string, args ...any) error {
-	return &dataError{msg: fmt.Sprintf(format, args...)}
-}
+func dataErrorf(format string, args ...any) error { return classErrorf(ErrData, format, args...) }
 
 // DefaultMaxHeaderBytes bounds the header block kept in memory when
 // IntakeOptions.MaxHeaderBytes is 0. Real header blocks are a few kB;

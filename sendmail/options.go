@@ -94,15 +94,21 @@ type Options struct {
 // (64) with one errors.Is.
 var ErrUsage = errors.New("usage error")
 
-// optUsageError is a usage error whose text is only the problem (main
-// adds its own prefix), still matching ErrUsage.
-type optUsageError struct{ msg string }
+func optUsagef(format string, args ...any) error { return classErrorf(ErrUsage, format, args...) }
 
-func (e *optUsageError) Error() string { return e.msg }
-func (e *optUsageError) Unwrap() error { return ErrUsage }
+// classError is an error of a class (ErrUsage, ErrData) whose text is
+// only the problem, without the class's own words (main adds its
+// prefix), still matching the class with errors.Is.
+type classError struct {
+	class error
+	msg   string
+}
 
-func optUsagef(format string, args ...any) error {
-	return &optUsageError{msg: fmt.Sprintf(format, args...)}
+func (e *classError) Error() string { return e.msg }
+func (e *classError) Unwrap() error { return e.class }
+
+func classErrorf(class error, format string, args ...any) error {
+	return &classError{class: class, msg: fmt.Sprintf(format, args...)}
 }
 
 // optValueLetters are the letters that take a value, glued to the flag

@@ -4,7 +4,8 @@
 // only: reading and answering commands, the envelope, the DATA stream and
 // the limits and timeouts around them. What happens to a message is the
 // Handler's business (relaymail's normal -bm path: headers, aliases, relay,
-// queue), so the package has no dependency on the rest of relaymail.
+// queue; package smtpgate), so the package has no dependency on the rest
+// of relaymail. Listen and ServeUntil are -bd's listener loop.
 //
 // # Session
 //
