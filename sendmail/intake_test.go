@@ -31,7 +31,7 @@ func fieldNames(h *Header) []string {
 }
 
 // TestReadMessageCaptures reads stdin as real callers wrote it
-// (/work/shared/testdata/clients), with -i as each caller passed it.
+// (testdata/clients), with -i as each caller passed it.
 func TestReadMessageCaptures(t *testing.T) {
 	tests := []struct {
 		file       string
