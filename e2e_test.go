@@ -288,8 +288,10 @@ func loadCaptures(t *testing.T) []capture {
 // through the real binary, with the caller's argv and kind of stdin, and
 // compares what the smarthost received with testdata/callers/NAME.golden.
 func TestCapturedCallers(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadCaptures(t) {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			if isSMTPPersonality(c.argv) {
 				// The client's side of the captured dialogue, replayed.
 				c.stdin = transcriptInput(t, c)
