@@ -56,7 +56,12 @@ func (inv *invocation) run(ctx context.Context) error {
 		return err
 	}
 	inv.cfg = cfg
-	logger, closer, err := logging.Open(cfg.Log, "relaymail", inv.stderr)
+	target := cfg.Log
+	if target == "" {
+		service := inv.opts.Mode == sendmail.ModeRunQueue || inv.opts.Mode == sendmail.ModeDaemon
+		target = logging.Default(service)
+	}
+	logger, closer, err := logging.Open(target, "relaymail", inv.stderr)
 	if err != nil {
 		// A log file this caller may not write must not cost the mail,
 		// nor break the silence on success: say so in syslog instead.

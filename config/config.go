@@ -48,7 +48,7 @@ type Config struct {
 	// Aliases maps a lower-case local name, or "*" for any other bare
 	// name, to its targets. It wins over AliasesFile.
 	Aliases           map[string][]string
-	Log               string   // "syslog" | "stderr" | "none" | absolute path
+	Log               string   // "syslog" | "stderr" | "none" | absolute path; "" = unset (logging.Default)
 	Listen            []string // host:port addresses for -bd
 	ListenAllowRemote bool     // let -bd listen on non-loopback addresses
 	// -bd's limits (issue 19.6), so that idle or slow local clients cannot
