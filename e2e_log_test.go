@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"relaymail/internal/smtptest"
 )
 
 // withoutLogKey removes the log = line from the harness config: the log
@@ -94,4 +96,25 @@ func TestLogDefault(t *testing.T) {
 		}
 	})
 
+}
+
+// TestIgnoredOptionsLog: cron's documented no-op -oem (on every cron
+// mail) is not logged; a letter no sendmail defines is, once.
+func TestIgnoredOptionsLog(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, smtptest.Options{}, "", "")
+	cron := []string{"/usr/sbin/sendmail", "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "-odi", "-G", "-x", "-h", "5", "root"}
+	if res := h.run(cron, []byte(simpleMail), stdinPipe); res.code != 0 || res.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	h.expectLog(`status=sent`)
+	if log, _ := os.ReadFile(h.log); strings.Contains(string(log), "option") {
+		t.Errorf("documented no-ops were logged:\n%s", log)
+	}
+	if res := h.run([]string{"sendmail", "-i", "-y", "root"}, []byte(simpleMail), stdinPipe); res.code != 0 || res.stderr != "" {
+		t.Fatalf("-y: exit %d, stderr %q", res.code, res.stderr)
+	}
+	if log, _ := os.ReadFile(h.log); strings.Count(string(log), "unknown_option=-y") != 1 || strings.Contains(string(log), "-oem") {
+		t.Errorf("want one unknown_option=-y line and no -oem:\n%s", log)
+	}
 }
