@@ -130,10 +130,12 @@ func TestUnits(t *testing.T) {
 	}
 }
 
-// specFlags is every option of SPEC §2 (and the -bX modes it refuses);
-// the manual page must document each.
+// specFlags is every option of SPEC §2 (and the -bX modes it refuses)
+// and relaymail's own (--requeue, --delete); the manual page must
+// document each.
 var specFlags = []string{
 	"-bm", "-bs", "-bd", "-bp", "-bi", "-bv", "-q", "-q15m", "-t", "-i", "-oi", "-O IgnoreDots",
+	"--requeue", "--delete",
 	"-f", "-r", "-F", "-N", "-R", "-V", "-B", "-v", "-odq", "-odb", "-d", "-d0.1", "-C",
 	"--check", "--dry-run", "--help", "--version",
 	"-oem", "-oep", "-oee", "-oeq", "-oew", "-odi", "-om", "-o7", "-o8", "-oA", "-O", "-h", "-L",
