@@ -40,3 +40,42 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorTexts: what a caller reads on stderr names no internal package
+// ("relaymail: sendmail: ..." reads as two programs), and the hint for a
+// missing config names the example the package installs, and -C only to
+// one who did not pass it.
+func TestErrorTexts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, smtptest.Options{}, "", "")
+	missing := "/nonexistent/relaymail.toml"
+	tests := []struct {
+		name  string
+		argv  []string
+		env   []string
+		stdin string
+		want  string // the whole stderr
+	}{
+		{"bad To: with -t", []string{"sendmail", "-t"}, nil, "To: <<broken\n\nx\n",
+			"relaymail: header field To: bad address list \"<<broken\": unbalanced <>\n"},
+		{"bad -f", []string{"sendmail", "-f", "<<bad", "a@example.com"}, nil, "x\n",
+			"relaymail: usage error: -f \"<<bad\": bad sender address \"<<bad\": unbalanced <>\n"},
+		{"missing -C", []string{"sendmail", "-C", missing, "a@example.com"}, []string{}, "x\n",
+			"relaymail: config: " + missing + ": no such file (an example is /usr/share/doc/relaymail/examples/relaymail.toml)\n"},
+		{"missing $RELAYMAIL_CONFIG", []string{"sendmail", "a@example.com"}, []string{"RELAYMAIL_CONFIG=" + missing}, "x\n",
+			"relaymail: config: " + missing + ": no such file (an example is /usr/share/doc/relaymail/examples/relaymail.toml)\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var res result
+			if tt.env == nil {
+				res = h.run(tt.argv, []byte(tt.stdin), stdinPipe)
+			} else {
+				res = runBinary(t, tt.argv, []byte(tt.stdin), stdinPipe, nil, tt.env...)
+			}
+			if res.code == 0 || res.stderr != tt.want {
+				t.Errorf("exit %d, stderr\n%q, want\n%q", res.code, res.stderr, tt.want)
+			}
+		})
+	}
+}

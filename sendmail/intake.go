@@ -16,6 +16,11 @@ var ErrData = errors.New("bad message")
 
 // dataError is an error about the message content: its text stands on
 // its own and errors.Is(err, ErrData) holds.
+//
+// This package's errors carry no package prefix, unlike the others':
+// they are about the caller's own input and reach the caller as they
+// are, where "sendmail:" would read as a second program
+// ("relaymail: sendmail: header field To: ...").
 type dataError struct{ msg string }
 
 func (e *dataError) Error() string { return e.msg }
@@ -163,7 +168,7 @@ func (in *intake) run() error {
 			return in.finish(nil)
 		}
 		if rerr != nil {
-			return fmt.Errorf("sendmail: reading message: %w", rerr)
+			return fmt.Errorf("reading message: %w", rerr)
 		}
 	}
 }
@@ -260,7 +265,7 @@ func (in *intake) header(frag []byte, lineStart bool) (bool, error) {
 // keep accounts for frag as header bytes, within the limit.
 func (in *intake) keep(frag []byte) error {
 	if in.stats.HeaderBytes+int64(len(frag)) > in.max {
-		return dataErrorf("sendmail: message header block exceeds %s", sizeString(in.max))
+		return dataErrorf("message header block exceeds %s", sizeString(in.max))
 	}
 	in.stats.HeaderBytes += int64(len(frag))
 	in.scan(frag)
@@ -316,7 +321,7 @@ func (in *intake) copyRest() error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("sendmail: reading message: %w", err)
+			return fmt.Errorf("reading message: %w", err)
 		}
 	}
 }
@@ -331,7 +336,7 @@ func (in *intake) skipLine(frag []byte, rerr error) error {
 		}
 	}
 	if rerr != nil && rerr != io.EOF {
-		return fmt.Errorf("sendmail: reading message: %w", rerr)
+		return fmt.Errorf("reading message: %w", rerr)
 	}
 	return nil
 }
@@ -339,7 +344,7 @@ func (in *intake) skipLine(frag []byte, rerr error) error {
 // drain reads the rest of the input and throws it away.
 func (in *intake) drain() error {
 	if _, err := io.Copy(io.Discard, in.br); err != nil {
-		return fmt.Errorf("sendmail: reading message: %w", err)
+		return fmt.Errorf("reading message: %w", err)
 	}
 	return nil
 }
@@ -350,7 +355,7 @@ func (in *intake) finish(rerr error) error {
 		return rerr
 	}
 	if in.werr != nil {
-		return fmt.Errorf("sendmail: storing message body: %w", in.werr)
+		return fmt.Errorf("storing message body: %w", in.werr)
 	}
 	return nil
 }
