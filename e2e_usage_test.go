@@ -1,7 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"relaymail/internal/smtptest"
@@ -78,4 +82,55 @@ func TestErrorTexts(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCheckConfigThatCannotWork: --check is exit 78 naming the file when
+// the password source is missing or unreadable or the CA file unknown,
+// whether or not the smarthost answers; a delivery with the same config
+// still queues the message (the administrator may mend it).
+func TestCheckConfigThatCannotWork(t *testing.T) {
+	t.Parallel()
+	authServer := smtptest.Options{Users: map[string]string{"u": "pw"}}
+	dir := t.TempDir()
+	private := filepath.Join(dir, "private.secret")
+	os.WriteFile(private, []byte("pw\n"), 0o600)
+	os.Chmod(private, 0o000) // unreadable even to the owner (not to root)
+	tests := []struct {
+		name, smarthost, want string
+		skipRoot              bool
+	}{
+		{"missing password_file", fmt.Sprintf("username = \"u\"\npassword_file = %q\n", filepath.Join(dir, "missing.secret")),
+			`password_file ` + regexp.QuoteMeta(filepath.Join(dir, "missing.secret")) + `: no such file`, false},
+		{"unreadable password_file", fmt.Sprintf("username = \"u\"\npassword_file = %q\n", private),
+			`password_file ` + regexp.QuoteMeta(private) + `: permission denied`, true},
+		{"missing password_command", "username = \"u\"\npassword_command = [\"/nonexistent/get-secret\"]\n",
+			`password_command "/nonexistent/get-secret": no such file`, false},
+		{"unknown ca_file", fmt.Sprintf("ca_file = %q\n", filepath.Join(dir, "missing-ca.pem")),
+			`ca_file ` + regexp.QuoteMeta(filepath.Join(dir, "missing-ca.pem")) + ` cannot be read`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.skipRoot && os.Getuid() == 0 {
+				t.Skip("root reads a mode-000 file")
+			}
+			for _, up := range []bool{true, false} {
+				h := newHarness(t, authServer, "", tt.smarthost)
+				if !up {
+					cfg, _ := os.ReadFile(h.config)
+					live := fmt.Sprintf("port = %d", h.srv.Port())
+					os.WriteFile(h.config, []byte(strings.Replace(string(cfg), live, fmt.Sprintf("port = %d", listenAndClose(t)), 1)), 0o644)
+				}
+				res := h.run([]string{"sendmail", "--check"}, nil, stdinNone)
+				if res.code != 78 || !regexp.MustCompile(tt.want).MatchString(res.stderr) {
+					t.Errorf("smarthost up %v: --check exit %d, stderr %q; want 78 and %q", up, res.code, res.stderr, tt.want)
+				}
+			}
+		})
+	}
+	t.Run("delivery queues", func(t *testing.T) {
+		h := newHarness(t, authServer, "", fmt.Sprintf("username = \"u\"\npassword_file = %q\n", filepath.Join(dir, "missing.secret")))
+		if res := h.run([]string{"sendmail", "-i", "a@example.com"}, []byte(simpleMail), stdinPipe); res.code != 0 || h.spoolCount("") != 1 {
+			t.Errorf("exit %d, stderr %q, %d queued; want 0 and the message queued", res.code, res.stderr, h.spoolCount(""))
+		}
+	})
 }
