@@ -350,7 +350,7 @@ func TestAuthAndTLS(t *testing.T) {
 func TestFallbackHost(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, smtptest.Options{}, "", "")
-	dead := listenAndClose(t)
+	dead := smtptest.DeadPort(t)
 	// Point [smarthost] at a closed port and make the real server the fallback.
 	cfg, _ := os.ReadFile(h.config)
 	text := strings.Replace(string(cfg), fmt.Sprintf("port = %d", h.srv.Port()), "port = "+strconv.Itoa(dead), 1)
@@ -367,7 +367,9 @@ func TestFallbackHost(t *testing.T) {
 	h.expectLog(`status=sent`)
 }
 
-// listenAndClose returns a loopback port nobody listens on.
+// listenAndClose returns a loopback port nobody listens on now, for a
+// listener the test starts (a dead smarthost is smtptest.DeadPort: this
+// port may be taken by anyone once closed).
 func listenAndClose(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -23,7 +23,7 @@ func downHarness(t *testing.T, extra string) (h *harness, up func()) {
 	h = newHarness(t, smtptest.Options{}, extra, "")
 	cfg, _ := os.ReadFile(h.config)
 	live := fmt.Sprintf("port = %d", h.srv.Port())
-	os.WriteFile(h.config, bytes.Replace(cfg, []byte(live), []byte(fmt.Sprintf("port = %d", listenAndClose(t))), 1), 0o644)
+	os.WriteFile(h.config, bytes.Replace(cfg, []byte(live), []byte(fmt.Sprintf("port = %d", smtptest.DeadPort(t))), 1), 0o644)
 	return h, func() { os.WriteFile(h.config, cfg, 0o644) }
 }
 

@@ -118,7 +118,7 @@ func TestCheckConfigThatCannotWork(t *testing.T) {
 				if !up {
 					cfg, _ := os.ReadFile(h.config)
 					live := fmt.Sprintf("port = %d", h.srv.Port())
-					os.WriteFile(h.config, []byte(strings.Replace(string(cfg), live, fmt.Sprintf("port = %d", listenAndClose(t)), 1)), 0o644)
+					os.WriteFile(h.config, []byte(strings.Replace(string(cfg), live, fmt.Sprintf("port = %d", smtptest.DeadPort(t)), 1)), 0o644)
 				}
 				res := h.run([]string{"sendmail", "--check"}, nil, stdinNone)
 				if res.code != 78 || !regexp.MustCompile(tt.want).MatchString(res.stderr) {
