@@ -39,8 +39,10 @@ test:
 	$(GO) test -race -shuffle=on -count=1 ./...
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PEERS" ]; then \
 	  bash peers/run; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "make test: SKIPPED peers/run (RELAYMAIL_SKIP_PEERS is set)"; \
 	else \
-	  echo "make test: peers skipped (needs root; RELAYMAIL_SKIP_PEERS unset)"; \
+	  echo "make test: SKIPPED peers/run (needs root)"; \
 	fi
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PACKAGE" ]; then \
 	  bash packaging/test-deb; \

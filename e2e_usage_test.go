@@ -17,7 +17,7 @@ import (
 var helpFlags = []string{
 	"-bm", "-bs", "-bd", "-bp", "-bi", "-bv", "-q", "-q30m", "-t", "-i", "-oi", "-O IgnoreDots",
 	"-f", "-r", "-F", "-N", "-R", "-V", "-B", "-v", "-odq", "-odb", "-d0.1", "-C",
-	"--check", "--dry-run", "--help", "--version", "--requeue", "--delete", "--failed", "--", "mailq", "newaliases",
+	"--check", "--dry-run", "--help", "--version", "--requeue", "--delete", "--failed", "--oauth2-login", "--", "mailq", "newaliases",
 	"-oem", "-oep", "-oee", "-oeq", "-oew", "-odi", "-om", "-o7", "-o8", "-oA", "-O", "-h", "-L",
 	"-G", "-U", "-X", "-Am", "-Ac", "-c", "-m", "-n", "-s", "-x", "-e", "-p",
 	"-bD", "-bt", "-bh", "-bH", "-bP", "-bl",

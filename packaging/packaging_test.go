@@ -137,7 +137,7 @@ func TestUnits(t *testing.T) {
 // document each.
 var specFlags = []string{
 	"-bm", "-bs", "-bd", "-bp", "-bi", "-bv", "-q", "-q15m", "-t", "-i", "-oi", "-O IgnoreDots",
-	"--requeue", "--delete", "--failed",
+	"--requeue", "--delete", "--failed", "--oauth2-login",
 	"-f", "-r", "-F", "-N", "-R", "-V", "-B", "-v", "-odq", "-odb", "-d", "-d0.1", "-C",
 	"--check", "--dry-run", "--help", "--version",
 	"-oem", "-oep", "-oee", "-oeq", "-oew", "-odi", "-om", "-o7", "-o8", "-oA", "-O", "-h", "-L",
