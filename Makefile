@@ -27,18 +27,36 @@ build:
 demo:
 	$(GO) test -count=1 -run '^TestDemo$$' -v ./internal/demo
 
+# What the e2e tests drive besides relaymail, as "file-or-command:Debian
+# package". A test whose client is missing skips (go test -v says why);
+# make test names them at the end, so that no skip goes unnoticed.
+CLIENTS = swaks:swaks php:php-cli \
+	/usr/share/php/Symfony/Component/Mailer/autoload.php:php-symfony-mailer \
+	/usr/share/php/Swift/autoload.php:php-swiftmailer python3:python3 man:man-db
+
 test:
 	$(GO) vet ./...
 	$(GO) test -race -shuffle=on -count=1 ./...
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PEERS" ]; then \
 	  bash peers/run; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "make test: SKIPPED peers/run (RELAYMAIL_SKIP_PEERS is set)"; \
 	else \
-	  echo "make test: peers skipped (needs root; RELAYMAIL_SKIP_PEERS unset)"; \
+	  echo "make test: SKIPPED peers/run (needs root)"; \
 	fi
 	@if [ "$$(id -u)" = 0 ] && [ -z "$$RELAYMAIL_SKIP_PACKAGE" ]; then \
 	  bash packaging/test-deb; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "make test: SKIPPED packaging/test-deb (RELAYMAIL_SKIP_PACKAGE is set)"; \
 	else \
-	  echo "make test: packaging/test-deb skipped (needs root; RELAYMAIL_SKIP_PACKAGE unset)"; \
+	  echo "make test: SKIPPED packaging/test-deb and the tests that mount a tmpfs or run as another user (they need root)"; \
+	fi
+	@missing=; for c in $(CLIENTS); do \
+	  what=$${c%%:*}; pkg=$${c#*:}; \
+	  case $$what in /*) [ -e "$$what" ] ;; *) command -v "$$what" >/dev/null ;; esac || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "make test: SKIPPED the tests that drive:$$missing (not installed; apt-get install -y$$missing)"; \
 	fi
 
 peers:

@@ -446,7 +446,7 @@ client_secret_file = "DIR/secret"`)
 			if tt.dead {
 				cfg, _ := os.ReadFile(h.config)
 				url := h.key("token_url")
-				dead := fmt.Sprintf("https://127.0.0.1:%d/token", listenAndClose(t))
+				dead := fmt.Sprintf("https://127.0.0.1:%d/token", smtptest.DeadPort(t))
 				os.WriteFile(h.config, []byte(strings.Replace(string(cfg), url, dead, 1)), 0o644)
 			}
 			start := time.Now()

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,10 +22,19 @@ import (
 
 const simpleMail = "Subject: test\n\nhello\n"
 
+// deadLetterMu serializes the tests that watch dead.letter: there is one
+// for every test process (the passwd home of the user running the tests,
+// which relaymail trusts and $HOME cannot move), and a parallel test's
+// entry would land in another's view.
+var deadLetterMu sync.Mutex
+
 // deadLetter watches the caller's dead.letter (in the passwd home of the
-// user running the tests) and puts it back as it was afterwards.
+// user running the tests) and puts it back as it was afterwards. It holds
+// deadLetterMu until the test ends.
 func deadLetter(t *testing.T) func() string {
 	t.Helper()
+	deadLetterMu.Lock()
+	t.Cleanup(deadLetterMu.Unlock)
 	u, err := user.Current()
 	if err != nil || u.HomeDir == "" {
 		t.Skip("no passwd home for the test user")
@@ -61,6 +71,7 @@ const (
 // message that did not go is kept; a queued one is then delivered by
 // relaymail -q, exactly once.
 func TestOutcomes(t *testing.T) {
+	t.Parallel()
 	const never = "[queue]\nmode = \"never\"\n"
 	tests := []struct {
 		name     string
@@ -186,6 +197,7 @@ func TestOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			dead := deadLetter(t)
 			h := newHarness(t, tt.server, tt.extra, "")
 			if tt.inject != nil {
@@ -278,6 +290,7 @@ func checkStderr(t *testing.T, stderr, pattern string) {
 // TestAuthAndTLS runs the smarthost with STARTTLS and implicit TLS and
 // AUTH, and checks that the password shows up nowhere the caller can see.
 func TestAuthAndTLS(t *testing.T) {
+	t.Parallel()
 	const password = "s3cret-Pa55word"
 	users := map[string]string{"relay-user": password}
 	for _, tt := range []struct {
@@ -298,6 +311,7 @@ func TestAuthAndTLS(t *testing.T) {
 			"plain", "", 0, ``},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			dead := deadLetter(t)
 			h := newHarness(t, tt.opts, tt.extra, fmt.Sprintf("username = \"relay-user\"\npassword = %q\nauth = %q\n", password, tt.auth))
 			res := h.run([]string{"sendmail", "-v", "-i", "a@example.com"}, []byte(simpleMail), stdinPipe)
@@ -322,7 +336,7 @@ func TestAuthAndTLS(t *testing.T) {
 				}
 				h.expectLog(`status=queued code=535`)
 			} else if tt.wantCode == 0 {
-				m := h.srv.WaitMessages(t, 1, 5*time.Second)[0]
+				m := h.srv.WaitMessages(t, 1, 60*time.Second)[0]
 				if !m.TLS || m.AuthUser != "relay-user" {
 					t.Errorf("delivered with TLS=%v as %q", m.TLS, m.AuthUser)
 				}
@@ -334,8 +348,9 @@ func TestAuthAndTLS(t *testing.T) {
 
 // TestFallbackHost: the smarthost is down, the [[fallback]] takes it.
 func TestFallbackHost(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, smtptest.Options{}, "", "")
-	dead := listenAndClose(t)
+	dead := smtptest.DeadPort(t)
 	// Point [smarthost] at a closed port and make the real server the fallback.
 	cfg, _ := os.ReadFile(h.config)
 	text := strings.Replace(string(cfg), fmt.Sprintf("port = %d", h.srv.Port()), "port = "+strconv.Itoa(dead), 1)
@@ -352,7 +367,9 @@ func TestFallbackHost(t *testing.T) {
 	h.expectLog(`status=sent`)
 }
 
-// listenAndClose returns a loopback port nobody listens on.
+// listenAndClose returns a loopback port nobody listens on now, for a
+// listener the test starts (a dead smarthost is smtptest.DeadPort: this
+// port may be taken by anyone once closed).
 func listenAndClose(t *testing.T) int {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -365,6 +382,7 @@ func listenAndClose(t *testing.T) int {
 
 // TestUnexpectedReply: garbage from the server is exit 76 with the queue off.
 func TestUnexpectedReply(t *testing.T) {
+	t.Parallel()
 	addr := smtptest.StartRaw(t, func(c net.Conn) {
 		io.WriteString(c, "220 ok\r\n")
 		bufio.NewReader(c).ReadString('\n')
@@ -384,6 +402,7 @@ func TestUnexpectedReply(t *testing.T) {
 // TestUsageAndConfigErrors: the caller's mistakes, each with its status,
 // one line on stderr, and stdin read to its end.
 func TestUsageAndConfigErrors(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, smtptest.Options{}, "", "")
 	bad := filepath.Join(t.TempDir(), "bad.toml")
 	os.WriteFile(bad, []byte("[smarthost]\nhost = \"x.example\"\ntsl = \"none\"\n"), 0o644)
@@ -441,6 +460,7 @@ func TestUsageAndConfigErrors(t *testing.T) {
 
 // TestInformationalModes: --version, -d0.1, -bi, mailq, -bv, --dry-run.
 func TestInformationalModes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, smtptest.Options{}, "", "")
 	tests := []struct {
 		name  string
@@ -478,6 +498,7 @@ func TestInformationalModes(t *testing.T) {
 
 // TestCheck: --check shows the capabilities and the TLS certificate.
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, smtptest.Options{TLS: smtptest.TLSStartTLS, Users: map[string]string{"u": "pw-123456"}},
 		"", "username = \"u\"\npassword = \"pw-123456\"\n")
 	res := h.run([]string{"sendmail", "--check"}, nil, stdinNone)

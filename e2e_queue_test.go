@@ -23,7 +23,7 @@ func downHarness(t *testing.T, extra string) (h *harness, up func()) {
 	h = newHarness(t, smtptest.Options{}, extra, "")
 	cfg, _ := os.ReadFile(h.config)
 	live := fmt.Sprintf("port = %d", h.srv.Port())
-	os.WriteFile(h.config, bytes.Replace(cfg, []byte(live), []byte(fmt.Sprintf("port = %d", listenAndClose(t))), 1), 0o644)
+	os.WriteFile(h.config, bytes.Replace(cfg, []byte(live), []byte(fmt.Sprintf("port = %d", smtptest.DeadPort(t))), 1), 0o644)
 	return h, func() { os.WriteFile(h.config, cfg, 0o644) }
 }
 
@@ -31,6 +31,7 @@ func downHarness(t *testing.T, extra string) (h *harness, up func()) {
 // smarthost down, then two runners started together: every message is
 // delivered exactly once, byte for byte.
 func TestConcurrentQueueing(t *testing.T) {
+	t.Parallel()
 	const n = 200
 	h, up := downHarness(t, "")
 	want := make(map[[32]byte]int)
@@ -91,31 +92,75 @@ func TestConcurrentQueueing(t *testing.T) {
 // TestKilledWhileQueueing: relaymail killed with SIGKILL at random points
 // while it reads and queues a message leaves either a whole message, or
 // nothing a runner would send.
+//
+// The kill points follow relaymail's progress, not the clock: after it
+// has taken a random number of 64 KiB chunks of stdin (a pipe holds 64
+// KiB, so each write returns only once relaymail read the one before),
+// or, once it has all of it, a few ms into the commit. A fixed window
+// after start would, on a loaded machine, kill every run before it read
+// a byte.
 func TestKilledWhileQueueing(t *testing.T) {
+	t.Parallel()
 	h, up := downHarness(t, "")
 	body := bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n"), 16<<10) // 1 MiB
 	msg := append([]byte("Subject: big\n\n"), body...)
+	const chunk = 64 << 10
 	rng := rand.New(rand.NewPCG(1, 2))
-	completed := 0
-	for i := range 30 {
+	completed, midBody, spared := 0, 0, 0
+	for range 30 {
 		cmd := exec.Command(binary, "-odq", "-i", "a@example.com")
 		cmd.Env = []string{"PATH=/usr/bin:/bin", noExitSleep, "RELAYMAIL_CONFIG=" + h.config}
 		stdin, _ := cmd.StdinPipe()
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// A third of the runs are killed mid-body, a third a few ms
+		// after the last byte (inside the commit, or after it), and a
+		// third are not killed: they must exit 0 with the message queued.
+		how := rng.IntN(3)
+		chunks := len(msg)/chunk + 1
+		if how == 0 {
+			chunks = rng.IntN(len(msg) / chunk)
+		}
+		written := make(chan bool, 1)
 		go func() {
-			stdin.Write(msg)
-			stdin.Close()
+			for i := 0; i < chunks; i++ {
+				if _, err := stdin.Write(msg[i*chunk : min((i+1)*chunk, len(msg))]); err != nil {
+					break
+				}
+			}
+			if how != 0 {
+				stdin.Close()
+			}
+			written <- true
 		}()
-		time.Sleep(time.Duration(rng.IntN(40)) * time.Millisecond)
+		select {
+		case <-written:
+		case <-time.After(60 * time.Second):
+			t.Errorf("relaymail took no stdin for 60s")
+		}
+		switch how {
+		case 0:
+			midBody++
+		case 1:
+			time.Sleep(time.Duration(rng.IntN(20)) * time.Millisecond)
+		case 2:
+			kill := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("relaymail -odq, not killed: %v", err)
+			} else {
+				completed++
+			}
+			kill.Stop()
+			spared++
+			continue
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
 		err := cmd.Wait()
 		stdin.Close()
 		if err == nil {
 			completed++ // exit 0 came before the kill: it must be queued
 		}
-		_ = i
 	}
 	queued := h.spoolCount("")
 	if queued < completed {
@@ -133,13 +178,14 @@ func TestKilledWhileQueueing(t *testing.T) {
 	if len(h.srv.Messages()) != queued {
 		t.Errorf("%d queued, %d sent", queued, len(h.srv.Messages()))
 	}
-	t.Logf("30 kills: %d exited 0 first, %d queued whole, %d sent", completed, queued, len(h.srv.Messages()))
+	t.Logf("30 runs: %d killed mid-body, %d not killed, %d exited 0, %d queued whole, %d sent", midBody, spared, completed, queued, len(h.srv.Messages()))
 }
 
 // TestQueueDiskFull: with the queue on a full filesystem and the
 // smarthost down, relaymail exits 75, says why, and appends the message
 // to dead.letter; nothing half-queued is left for a runner.
 func TestQueueDiskFull(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs")
 	}
@@ -169,6 +215,7 @@ func TestQueueDiskFull(t *testing.T) {
 // an RFC 3464 report and kept in failed/; a bounce that fails in turn is
 // never bounced again.
 func TestExpiry(t *testing.T) {
+	t.Parallel()
 	h, up := downHarness(t, "[queue]\nmax_age = \"1s\"\n")
 	res := h.run([]string{"sendmail", "-i", "-f", "app@example.com", "a@example.com"}, []byte(simpleMail), stdinPipe)
 	if res.code != 0 {

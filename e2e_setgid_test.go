@@ -202,7 +202,7 @@ func fileSum(t *testing.T, path string) [32]byte {
 // so that the next user can queue too (SPEC §7).
 func TestSetgidQueueGroup(t *testing.T) {
 	w := newSetgidWorld(t)
-	down := w.config(listenAndClose(t), "always")
+	down := w.config(smtptest.DeadPort(t), "always")
 	for _, login := range []string{"alice", "bob"} {
 		res := w.run(login, down, []string{"sendmail", "-i", "a@example.com"}, []byte("Subject: from "+login+"\n\nhi\n"))
 		if res.code != 0 {
@@ -235,7 +235,7 @@ func TestSetgidQueueGroup(t *testing.T) {
 // user's queued body is not written through. The caller is told (75).
 func TestSetgidDeadLetter(t *testing.T) {
 	w := newSetgidWorld(t)
-	port := listenAndClose(t)
+	port := smtptest.DeadPort(t)
 	// Bob queues a message first: his body file is a target.
 	res := w.run("bob", w.config(port, "always"), []string{"sendmail", "-i", "b@example.com"}, []byte("Subject: bob's\n\nbob's mail\n"))
 	if res.code != 0 {
@@ -335,7 +335,7 @@ func TestSetgidTmpdir(t *testing.T) {
 	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 	noErr(t, os.Chtimes(w.tmpdir, old, old))
 	big := append([]byte("Subject: big\n\n"), bytes.Repeat([]byte("padding line of a big message\n"), 20000)...)
-	res := w.run("alice", w.config(listenAndClose(t), "never"), []string{"sendmail", "-i", "a@example.com"}, big)
+	res := w.run("alice", w.config(smtptest.DeadPort(t), "never"), []string{"sendmail", "-i", "a@example.com"}, big)
 	if res.code != 75 {
 		t.Errorf("exit %d, want 75; stderr %q", res.code, res.stderr)
 	}

@@ -29,6 +29,7 @@ func bsSession(from string, rcpts ...string) []byte {
 // TestSMTPPersonality: relaymail -bs answers each outcome with the reply
 // code Symfony and SwiftMailer read (they ignore the exit status).
 func TestSMTPPersonality(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name      string
 		inject    func(*smtptest.Server)
@@ -53,6 +54,7 @@ func TestSMTPPersonality(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, smtptest.Options{}, "", "")
 			if tt.inject != nil {
 				tt.inject(h.srv)
@@ -92,6 +94,7 @@ func TestSMTPPersonality(t *testing.T) {
 // TestDaemon: relaymail -bd takes mail on loopback, relays it, and stops
 // cleanly on SIGTERM; a non-loopback listen address is refused.
 func TestDaemon(t *testing.T) {
+	t.Parallel()
 	port := listenAndClose(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	h := newHarness(t, smtptest.Options{}, "", "")
@@ -108,13 +111,13 @@ func TestDaemon(t *testing.T) {
 	defer cmd.Process.Kill()
 	var c *smtp.Client
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if c, err = smtp.Dial(addr); err == nil {
 			break
 		}
 	}
 	if err != nil {
-		t.Fatalf("relaymail -bd did not listen on %s: %v (%s)", addr, err, stderr.String())
+		t.Fatalf("relaymail -bd did not listen on %s within 60s: %v (%s)", addr, err, stderr.String())
 	}
 	if err := c.Mail("app@example.com"); err != nil {
 		t.Fatal(err)
@@ -130,7 +133,7 @@ func TestDaemon(t *testing.T) {
 		t.Fatalf("end of data: %v", err)
 	}
 	c.Quit()
-	m := h.srv.WaitMessages(t, 1, 5*time.Second)[0]
+	m := h.srv.WaitMessages(t, 1, 60*time.Second)[0]
 	if strings.Join(m.To, ",") != "a@example.com,admin@example.com" {
 		t.Errorf("delivered to %v", m.To)
 	}
@@ -143,8 +146,8 @@ func TestDaemon(t *testing.T) {
 		if err != nil {
 			t.Errorf("after SIGTERM: %v; stderr %s", err, stderr.String())
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("relaymail -bd did not stop within 10s of SIGTERM")
+	case <-time.After(60 * time.Second):
+		t.Fatal("relaymail -bd did not stop within 60s of SIGTERM")
 	}
 
 	// A public address is refused unless listen_allow_remote.
@@ -158,6 +161,7 @@ func TestDaemon(t *testing.T) {
 // TestSwaks drives relaymail -bs with swaks (--pipe), a real SMTP client
 // that pipelines, when it is installed.
 func TestSwaks(t *testing.T) {
+	t.Parallel()
 	swaks, err := exec.LookPath("swaks")
 	if err != nil {
 		t.Skip("swaks is not installed (apt-get install swaks)")

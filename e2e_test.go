@@ -237,7 +237,10 @@ func runBinary(t *testing.T, argv []string, stdin []byte, kind stdinKind, cred *
 
 // ---- the captured callers ----
 
-const capturesDir = "../shared/testdata/clients"
+// capturesDir holds the real callers' captures (testdata/clients/INDEX.md
+// says what each is). They are part of the repository: a missing capture
+// is a failure, never a silent skip.
+const capturesDir = "testdata/clients"
 
 // capture is one recorded invocation of sendmail by a real program.
 type capture struct {
@@ -252,7 +255,7 @@ func loadCaptures(t *testing.T) []capture {
 	t.Helper()
 	dirs, _ := filepath.Glob(filepath.Join(capturesDir, "*", "[0-9][0-9][0-9]"))
 	if len(dirs) == 0 {
-		t.Skipf("no captures under %s", capturesDir)
+		t.Fatalf("no captures under %s: the replay needs the repository's testdata", capturesDir)
 	}
 	var out []capture
 	for _, d := range dirs {
@@ -281,12 +284,14 @@ func loadCaptures(t *testing.T) []capture {
 	return out
 }
 
-// TestCapturedCallers replays every capture in ../shared/testdata/clients
+// TestCapturedCallers replays every capture in testdata/clients
 // through the real binary, with the caller's argv and kind of stdin, and
 // compares what the smarthost received with testdata/callers/NAME.golden.
 func TestCapturedCallers(t *testing.T) {
+	t.Parallel()
 	for _, c := range loadCaptures(t) {
 		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
 			if isSMTPPersonality(c.argv) {
 				// The client's side of the captured dialogue, replayed.
 				c.stdin = transcriptInput(t, c)

@@ -21,6 +21,7 @@ import (
 	"relaymail/config"
 	"relaymail/delivery"
 	"relaymail/internal/privilege"
+	"relaymail/logging"
 	"relaymail/queue"
 	"relaymail/sendmail"
 )
@@ -128,6 +129,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	if p := os.Getenv("RELAYMAIL_SYSLOG_SOCKET"); p != "" && !privilege.Elevated() {
+		// Where syslog listens, for tests and for a chroot. Only a caller
+		// who could as well pass its own config (-C) may choose it.
+		logging.SetSyslogSocket(p)
+	}
 	opts, err := sendmail.ParseArgs(args)
 	if err != nil {
 		// The mode is unknown, but a caller that piped a message in must

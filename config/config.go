@@ -30,10 +30,11 @@ import (
 // neither -C nor $RELAYMAIL_CONFIG names another.
 const DefaultPath = "/etc/relaymail.toml"
 
-// ExamplePath is where packages install the documented example, named in
-// the error for a missing config file so the administrator knows where to
-// start.
-const ExamplePath = "/usr/share/doc/relaymail/relaymail.toml"
+// ExamplePath is where the package installs the documented example
+// (packaging/build-deb: conf/*.toml into the doc directory's examples/),
+// named in the error for a missing config file so the administrator knows
+// where to start.
+const ExamplePath = "/usr/share/doc/relaymail/examples/relaymail.toml"
 
 // maxFileSize bounds how much of a config file is read: a config is a few
 // kilobytes, and the file may be the wrong one (-C /dev/zero).
@@ -53,7 +54,7 @@ type Config struct {
 	// Aliases maps a lower-case local name, or "*" for any other bare
 	// name, to its targets. It wins over AliasesFile.
 	Aliases           map[string][]string
-	Log               string   // "syslog" | "stderr" | "none" | absolute path
+	Log               string   // "syslog" | "stderr" | "none" | absolute path; "" = unset (logging.Default)
 	Listen            []string // host:port addresses for -bd
 	ListenAllowRemote bool     // let -bd listen on non-loopback addresses
 	// -bd's limits (issue 19.6), so that idle or slow local clients cannot
@@ -150,8 +151,11 @@ func Parse(data []byte, path string) (*Config, error) {
 
 func openError(path string, err error) error {
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && path == DefaultPath:
+		return fileError(path, err, "no such file (create it from %s, or name another with -C)", ExamplePath)
 	case errors.Is(err, fs.ErrNotExist):
-		return fileError(path, err, "no such file (create it from %s or pass -C)", ExamplePath)
+		// Named with -C or $RELAYMAIL_CONFIG: the caller chose it.
+		return fileError(path, err, "no such file (an example is %s)", ExamplePath)
 	case errors.Is(err, errNotRegular):
 		if st, serr := os.Stat(path); serr == nil && st.IsDir() {
 			return fileError(path, err, "is a directory, not a file")

@@ -14,7 +14,6 @@ import (
 // testEnv makes defaults independent of the machine running the tests.
 var testEnv = sysEnv{
 	fqdn:     func() string { return "host.example.net" },
-	devLog:   func() bool { return true },
 	readFile: os.ReadFile,
 }
 
@@ -56,7 +55,6 @@ func TestDefaults(t *testing.T) {
 		Domain:            "host.example.net",
 		FromOverride:      true,
 		Aliases:           map[string][]string{},
-		Log:               "syslog",
 		Listen:            []string{"127.0.0.1:25", "[::1]:25"},
 		ListenAllowRemote: false,
 		ListenMaxSessions: 100, ListenCommandTimeout: 5 * time.Minute,
@@ -71,11 +69,6 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
 	}
 
-	noLog := testEnv
-	noLog.devLog = func() bool { return false }
-	if got := mustParse(t, noLog, minimal).Log; got != "stderr" {
-		t.Errorf("log without /dev/log = %q, want stderr", got)
-	}
 	called := false
 	counting := testEnv
 	counting.fqdn = func() string { called = true; return "x.example" }

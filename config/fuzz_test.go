@@ -12,7 +12,6 @@ import (
 // fuzzEnv keeps the file system out of fuzzing: a ca_file is never read.
 var fuzzEnv = sysEnv{
 	fqdn:     testEnv.fqdn,
-	devLog:   testEnv.devLog,
 	readFile: func(string) ([]byte, error) { return nil, errors.New("not read while fuzzing") },
 }
 

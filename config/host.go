@@ -72,12 +72,6 @@ func usableFQDN(n string) bool {
 	return strings.Contains(n, ".") && !strings.HasPrefix(n, "localhost") && validDomain(n)
 }
 
-// haveDevLog reports whether a syslog socket is there to log to.
-func haveDevLog() bool {
-	_, err := os.Stat("/dev/log")
-	return err == nil
-}
-
 // CheckListen is for -bd (SPEC §2a): unless listen_allow_remote is set,
 // every listen address must be loopback (127.0.0.0/8, ::1 or localhost),
 // so that a default install is never an open relay. The error wraps

@@ -68,6 +68,36 @@ func (s *Smarthost) passwordFunc() func(context.Context) (string, error) {
 	return sh.Password
 }
 
+// CheckPassword reports whether the password source can work at all,
+// without running anything: a password_file must be a private regular
+// file whose first line is not empty, a password_command must name an
+// executable. --check calls it before it dials, so that a config that
+// cannot work is a config error naming the file (exit 78), not a
+// temporary failure, also when the smarthost is down. The error is
+// Password's; the secret is read but never returned.
+func (s *Smarthost) CheckPassword() error {
+	switch {
+	case s.pw == nil || s.pw.inline != "":
+		return nil
+	case s.pw.file != "":
+		_, err := s.passwordFromFile()
+		return err
+	case len(s.pw.argv) > 0:
+		argv0 := s.pw.argv[0]
+		bin, err := lookCleanPath(argv0)
+		if err == nil {
+			var st fs.FileInfo
+			if st, err = os.Stat(bin); err == nil && (!st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0) {
+				err = errors.New("not an executable file")
+			}
+		}
+		if err != nil {
+			return s.pwError(err, "password_command %q: %s", argv0, errText(err))
+		}
+	}
+	return nil
+}
+
 func (s *Smarthost) passwordFromFile() (string, error) {
 	name := s.pw.file
 	f, err := OpenRegular(name)

@@ -112,7 +112,12 @@ func TestLoadFileErrors(t *testing.T) {
 	missing := filepath.Join(dir, "relaymail.toml")
 	_, err := Load(missing)
 	msg := checkErr(t, err)
-	if want := "config: " + missing + ": no such file (create it from /usr/share/doc/relaymail/relaymail.toml or pass -C)"; msg != want {
+	if want := "config: " + missing + ": no such file (an example is /usr/share/doc/relaymail/examples/relaymail.toml)"; msg != want {
+		t.Errorf("\n got %s\nwant %s", msg, want)
+	}
+	// Only the system config is worth naming -C for.
+	if msg, want := openError(DefaultPath, fs.ErrNotExist).Error(),
+		"config: /etc/relaymail.toml: no such file (create it from /usr/share/doc/relaymail/examples/relaymail.toml, or name another with -C)"; msg != want {
 		t.Errorf("\n got %s\nwant %s", msg, want)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {

@@ -35,13 +35,12 @@ var defaultListen = []string{"127.0.0.1:25", "[::1]:25"}
 
 // sysEnv is what defaults depend on outside the file; tests replace it.
 type sysEnv struct {
-	fqdn   func() string // this host's FQDN, called only when hostname is unset
-	devLog func() bool   // whether /dev/log exists
+	fqdn func() string // this host's FQDN, called only when hostname is unset
 	// readFile reads ca_file; tests may stub it.
 	readFile func(string) ([]byte, error)
 }
 
-var systemEnv = sysEnv{fqdn: systemFQDN, devLog: haveDevLog, readFile: readSmallFile}
+var systemEnv = sysEnv{fqdn: systemFQDN, readFile: readSmallFile}
 
 // maxCAFile bounds a ca_file: a bundle of every public root is ~250 KB.
 const maxCAFile = 4 << 20
@@ -115,10 +114,8 @@ func (env sysEnv) resolve(fc *fileConfig, path string, ps *problems) *Config {
 
 	switch l := fc.Log; {
 	case l == "":
-		cfg.Log = "stderr"
-		if env.devLog() {
-			cfg.Log = "syslog"
-		}
+		// Unset: where it goes depends on the mode and on whether a
+		// syslog socket exists when it runs (logging.Default).
 	case l == "syslog" || l == "stderr" || l == "none":
 		cfg.Log = l
 	case filepath.IsAbs(l):

@@ -41,11 +41,22 @@ func Print(w io.Writer, msg *sendmail.Message) error {
 
 // Check connects to every configured host the way a delivery would
 // (EHLO, TLS, AUTH), prints what it learnt, and says QUIT (--check). It
-// returns the first host's error, classified like a delivery's.
+// returns the first host's error, classified like a delivery's, except
+// that a password source that cannot work (a missing or unreadable
+// password_file, a password_command that is not there) is the config
+// error it is: a delivery queues the message until it is mended, but
+// the administrator running --check wants to hear of the file.
 func Check(ctx context.Context, cfg *config.Config, w io.Writer) error {
 	var first error
-	for _, h := range Hosts(cfg) {
+	for i, h := range Hosts(cfg) {
 		fmt.Fprintf(w, "%s (tls %s)\n", hostName(h), h.TLS)
+		if err := cfg.Smarthosts[i].CheckPassword(); err != nil {
+			fmt.Fprintf(w, "  failed: %s\n", err)
+			if first == nil {
+				first = err
+			}
+			continue
+		}
 		s, err := relay.Dial(ctx, h, relay.Options{LocalName: cfg.Hostname})
 		if err != nil {
 			fmt.Fprintf(w, "  failed: %s\n", strings.TrimPrefix(err.Error(), "relay: "))

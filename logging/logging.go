@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"log/syslog"
 	"os"
@@ -19,6 +20,50 @@ import (
 	"time"
 	"unicode/utf8"
 )
+
+// syslogSockets are where a syslog daemon listens, in the order
+// log/syslog tries them.
+var syslogSockets = []string{"/dev/log", "/var/run/syslog", "/var/run/log"}
+
+// syslogOverride, when set, is the only syslog socket.
+var syslogOverride string
+
+// SetSyslogSocket makes path the only place syslog is looked for (tests
+// use it to have no syslog, or one of their own). The caller decides
+// whether to trust path: relaymail does only when it runs without a
+// privilege its caller lacks (SPEC §9), where the caller could as well
+// pass its own config with any log it likes.
+func SetSyslogSocket(path string) {
+	syslogOverride = path
+	syslogSockets = []string{path}
+}
+
+// haveSyslog reports whether a syslog socket is there to log to.
+func haveSyslog() bool {
+	for _, p := range syslogSockets {
+		if st, err := os.Stat(p); err == nil && st.Mode().Type() == fs.ModeSocket {
+			return true
+		}
+	}
+	return false
+}
+
+// Default is where the log goes when the config does not say (log
+// unset): syslog when a syslog socket exists. Without one (a container,
+// a minimal image) a service (-bd, -q, -q30m) logs to stderr, which its
+// supervisor collects; every other run logs nothing, because callers
+// such as PHP and cron read any output on stderr as a failure, and SPEC
+// §6 has a delivered or queued message print nothing.
+func Default(service bool) string {
+	switch {
+	case haveSyslog():
+		return "syslog"
+	case service:
+		return "stderr"
+	default:
+		return "none"
+	}
+}
 
 // Open returns a logger writing to target: "syslog" (facility mail),
 // "stderr", "none", or an absolute file path (appended to). The closer
@@ -32,7 +77,7 @@ func Open(target, tag string, stderr io.Writer) (*slog.Logger, io.Closer, error)
 	case "stderr":
 		return slog.New(NewHandler(stderr, true)), io.NopCloser(nil), nil
 	case "syslog":
-		w, err := syslog.New(syslog.LOG_MAIL|syslog.LOG_INFO, tag)
+		w, err := dialSyslog(tag)
 		if err != nil {
 			return slog.New(discard{}), io.NopCloser(nil), nil
 		}
@@ -44,6 +89,22 @@ func Open(target, tag string, stderr io.Writer) (*slog.Logger, io.Closer, error)
 		}
 		return slog.New(NewHandler(f, true)), f, nil
 	}
+}
+
+// dialSyslog connects to the local syslog daemon. log/syslog writes the
+// local format (no host name) only when it picks the socket itself, which
+// journald needs to find the tag; a socket set with SetSyslogSocket (a
+// test's) gets the network format.
+func dialSyslog(tag string) (*syslog.Writer, error) {
+	const prio = syslog.LOG_MAIL | syslog.LOG_INFO
+	if syslogOverride == "" {
+		return syslog.New(prio, tag)
+	}
+	w, err := syslog.Dial("unixgram", syslogOverride, prio, tag)
+	if err != nil {
+		w, err = syslog.Dial("unix", syslogOverride, prio, tag)
+	}
+	return w, err
 }
 
 // Handler writes each record as one line: an optional timestamp, the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +74,36 @@ func TestOpenTargets(t *testing.T) {
 
 	if _, _, err := Open("/nonexistent-dir/x.log", "relaymail", nil); err == nil {
 		t.Error("want an error for an unwritable log file")
+	}
+}
+
+// TestDefault: with log unset, syslog when its socket exists; else stderr
+// for a service and nothing for the other modes.
+func TestDefault(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "log")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	saved, savedOverride := syslogSockets, syslogOverride
+	defer func() { syslogSockets, syslogOverride = saved, savedOverride }()
+	tests := []struct {
+		socket  string
+		service bool
+		want    string
+	}{
+		{sock, false, "syslog"},
+		{sock, true, "syslog"},
+		{filepath.Join(dir, "missing"), false, "none"},
+		{filepath.Join(dir, "missing"), true, "stderr"},
+		{dir, false, "none"}, // a directory is not a socket
+	}
+	for _, tt := range tests {
+		SetSyslogSocket(tt.socket)
+		if got := Default(tt.service); got != tt.want {
+			t.Errorf("Default(%v) with %s = %q, want %q", tt.service, tt.socket, got, tt.want)
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"relaymail/config"
 )
 
 // These tests need neither root nor the package installed: they check the
@@ -130,10 +132,12 @@ func TestUnits(t *testing.T) {
 	}
 }
 
-// specFlags is every option of SPEC §2 (and the -bX modes it refuses);
-// the manual page must document each.
+// specFlags is every option of SPEC §2 (and the -bX modes it refuses)
+// and relaymail's own (--requeue, --delete); the manual page must
+// document each.
 var specFlags = []string{
 	"-bm", "-bs", "-bd", "-bp", "-bi", "-bv", "-q", "-q15m", "-t", "-i", "-oi", "-O IgnoreDots",
+	"--requeue", "--delete", "--failed", "--oauth2-login",
 	"-f", "-r", "-F", "-N", "-R", "-V", "-B", "-v", "-odq", "-odb", "-d", "-d0.1", "-C",
 	"--check", "--dry-run", "--help", "--version",
 	"-oem", "-oep", "-oee", "-oeq", "-oew", "-odi", "-om", "-o7", "-o8", "-oA", "-O", "-h", "-L",
@@ -210,6 +214,27 @@ func TestContainerRecipes(t *testing.T) {
 	} {
 		if !strings.Contains(tc.file, tc.want) {
 			t.Errorf("%s Dockerfile lacks %q", tc.name, tc.want)
+		}
+	}
+}
+
+// TestExamplePath: the example the missing-config error names is one
+// build-deb installs: conf/NAME into /usr/share/doc/relaymail/examples/.
+func TestExamplePath(t *testing.T) {
+	dir, name := filepath.Split(config.ExamplePath)
+	if dir != "/usr/share/doc/relaymail/examples/" {
+		t.Errorf("config.ExamplePath %s is not under the package's examples/", config.ExamplePath)
+	}
+	if _, err := os.Stat(filepath.Join("..", "conf", name)); err != nil {
+		t.Errorf("config.ExamplePath names %s, which conf/ lacks: %v", name, err)
+	}
+	script, err := os.ReadFile("build-deb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{`doc=$pkg/usr/share/doc/relaymail`, `for f in "$root"/conf/*.toml; do install -m 0644 "$f" "$doc/examples/"; done`} {
+		if !bytes.Contains(script, []byte(line)) {
+			t.Errorf("build-deb no longer has %s", line)
 		}
 	}
 }

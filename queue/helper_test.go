@@ -132,9 +132,10 @@ func TestHelperProcess(t *testing.T) {
 			}
 			fmt.Fprintln(out, env.ID)
 		}
-	case "loop": // dir seed: commit until killed, printing each id once committed
+	case "loop": // dir seed: say "ready", then commit until killed, printing each id once committed
 		seed, _ := strconv.Atoi(args[1])
 		r := rand.New(rand.NewPCG(uint64(seed), 3))
+		fmt.Println("ready")
 		for i := 0; ; i++ {
 			body := testBody(r, r.IntN(200<<10))
 			env := testEnvelope(testHeader(i, body))

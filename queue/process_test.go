@@ -89,6 +89,24 @@ func TestConcurrentCommit(t *testing.T) {
 	assertEmpty(t, q, dirTmp)
 }
 
+// waitLines appends lines from ch to got until it holds n or ch closes;
+// false when d passes or ch closes first.
+func waitLines(ch <-chan string, n int, d time.Duration, got *[]string) bool {
+	timeout := time.After(d)
+	for len(*got) < n {
+		select {
+		case line, ok := <-ch:
+			if !ok {
+				return false
+			}
+			*got = append(*got, line)
+		case <-timeout:
+			return false
+		}
+	}
+	return true
+}
+
 func waitTimeout(cmd *exec.Cmd, d time.Duration) error {
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -190,6 +208,12 @@ func TestLockRace(t *testing.T) {
 // TestCrashSafety kills a process that enqueues in a loop with SIGKILL at
 // random points: every message it reported committed is queued, every
 // queued message is whole, and Cleanup removes what the crashes left.
+//
+// The kill points are counted from what the helper reports (ready, then
+// each id it committed), not from when it was started: a race-built
+// helper on a loaded machine may take far longer than a fixed window to
+// start or to commit, and a kill that always lands before the first
+// commit tests nothing.
 func TestCrashSafety(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills 50 processes")
@@ -203,7 +227,7 @@ func crashSafety(t *testing.T, named bool, maxKills int) {
 	q := openTest(t)
 	r := rand.New(rand.NewPCG(1, 2))
 	committed := map[string]bool{}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	kills := 0
 	for ; kills < maxKills && time.Now().Before(deadline); kills++ {
 		cmd := helper(t, "loop", q.Dir(), strconv.Itoa(kills))
@@ -217,21 +241,31 @@ func crashSafety(t *testing.T, named bool, maxKills int) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		ids := make(chan []string, 1)
+		lines := make(chan string, 1024)
 		go func() {
-			var got []string
+			defer close(lines)
 			sc := bufio.NewScanner(stdout)
 			for sc.Scan() {
-				got = append(got, sc.Text())
+				lines <- sc.Text()
 			}
-			ids <- got
 		}()
-		// Start-up takes a few ms; kill somewhere in the next 40 ms.
-		time.Sleep(time.Duration(5+r.IntN(40)) * time.Millisecond)
+		// Kill after the helper has committed 0, 1 or 2 messages, then a
+		// few more ms into whatever it does next: a kill can land before,
+		// inside or after any step of a commit.
+		after := r.IntN(3)
+		var got []string
+		if !waitLines(lines, 1+after, 60*time.Second, &got) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("kill %d: the helper reported %d of %d lines within 60s", kills, len(got), 1+after)
+		}
+		time.Sleep(time.Duration(r.IntN(20)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
-		got := <-ids
+		for line := range lines {
+			got = append(got, line)
+		}
 		cmd.Wait()
-		for _, id := range got {
+		for _, id := range got[1:] {
 			committed[id] = true
 		}
 	}

@@ -230,12 +230,7 @@ func TestIntegrationSessionReuse(t *testing.T) {
 
 func TestDeliverFallback(t *testing.T) {
 	// A port with nothing listening: connection refused.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().(*net.TCPAddr)
-	ln.Close()
+	deadPort := smtptest.DeadPort(t)
 
 	hung := smtptest.Start(t, smtptest.Options{})
 	hung.Hang()
@@ -247,7 +242,7 @@ func TestDeliverFallback(t *testing.T) {
 	partial.SetRcptErr("b@example.com", smtptest.Reply(450, "4.2.1", "later"))
 	good := smtptest.Start(t, smtptest.Options{})
 
-	deadHost := Host{Name: "127.0.0.1", Port: dead.Port, TLS: TLSNone, Timeout: time.Second}
+	deadHost := Host{Name: "127.0.0.1", Port: deadPort, TLS: TLSNone, Timeout: time.Second}
 	hungHost := hostFor(hung, TLSNone)
 	hungHost.Timeout = 300 * time.Millisecond
 	env := &Envelope{From: "a@example.com", To: []string{"b@example.com", "c@example.com"}}

@@ -507,7 +507,7 @@ func QualifyAddressList(raw, domain string) (out string, changed bool) {
 func ParseAddressList(value, domain string) ([]string, error) {
 	addrs, err := addressList(value, domain)
 	if err != nil {
-		return nil, dataErrorf("sendmail: bad address list %q: %v", shorten(value), err)
+		return nil, dataErrorf("bad address list %q: %v", shorten(value), err)
 	}
 	return addrs, nil
 }
@@ -548,7 +548,7 @@ func qualify(m mailbox, domain string) string {
 // exactly one address. Errors wrap ErrData; main decides the exit code.
 func ParseSender(value, domain string) (string, error) {
 	fail := func(reason string) (string, error) {
-		return "", dataErrorf("sendmail: bad sender address %q: %s", shorten(value), reason)
+		return "", dataErrorf("bad sender address %q: %s", shorten(value), reason)
 	}
 	if strings.ContainsAny(value, "\r\n\x00") {
 		return fail("CR, LF or NUL in an address")

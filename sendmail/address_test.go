@@ -168,8 +168,8 @@ func TestParseAddressListErrors(t *testing.T) {
 			t.Errorf("ParseAddressList(%q): %v does not wrap ErrData", tt.in, err)
 		}
 		msg := err.Error()
-		if !strings.HasPrefix(msg, "sendmail: ") || !strings.Contains(msg, tt.reason) {
-			t.Errorf("ParseAddressList(%q): error %q; want prefix \"sendmail: \" and %q", tt.in, msg, tt.reason)
+		if !strings.HasPrefix(msg, "bad address list ") || !strings.Contains(msg, tt.reason) {
+			t.Errorf("ParseAddressList(%q): error %q; want \"bad address list\" and %q", tt.in, msg, tt.reason)
 		}
 		if got != nil {
 			t.Errorf("ParseAddressList(%q): addresses %q with an error", tt.in, got)
@@ -257,7 +257,7 @@ func TestParseSender(t *testing.T) {
 	}
 	for _, in := range bad {
 		got, err := ParseSender(in, "d")
-		if err == nil || !errors.Is(err, ErrData) || !strings.HasPrefix(err.Error(), "sendmail: bad sender address") {
+		if err == nil || !errors.Is(err, ErrData) || !strings.HasPrefix(err.Error(), "bad sender address") {
 			t.Errorf("ParseSender(%q) = %q, %v; want an ErrData error", in, got, err)
 		}
 	}

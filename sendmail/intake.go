@@ -154,7 +154,7 @@ func (in *intake) run() error {
 			return in.finish(nil)
 		}
 		if rerr != nil {
-			return fmt.Errorf("sendmail: reading message: %w", rerr)
+			return fmt.Errorf("reading message: %w", rerr)
 		}
 	}
 }
@@ -251,7 +251,7 @@ func (in *intake) header(frag []byte, lineStart bool) (bool, error) {
 // keep accounts for frag as header bytes, within the limit.
 func (in *intake) keep(frag []byte) error {
 	if in.stats.HeaderBytes+int64(len(frag)) > in.max {
-		return dataErrorf("sendmail: message header block exceeds %s", sizeString(in.max))
+		return dataErrorf("message header block exceeds %s", sizeString(in.max))
 	}
 	in.stats.HeaderBytes += int64(len(frag))
 	in.scan(frag)
@@ -307,7 +307,7 @@ func (in *intake) copyRest() error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("sendmail: reading message: %w", err)
+			return fmt.Errorf("reading message: %w", err)
 		}
 	}
 }
@@ -322,7 +322,7 @@ func (in *intake) skipLine(frag []byte, rerr error) error {
 		}
 	}
 	if rerr != nil && rerr != io.EOF {
-		return fmt.Errorf("sendmail: reading message: %w", rerr)
+		return fmt.Errorf("reading message: %w", rerr)
 	}
 	return nil
 }
@@ -330,7 +330,7 @@ func (in *intake) skipLine(frag []byte, rerr error) error {
 // drain reads the rest of the input and throws it away.
 func (in *intake) drain() error {
 	if _, err := io.Copy(io.Discard, in.br); err != nil {
-		return fmt.Errorf("sendmail: reading message: %w", err)
+		return fmt.Errorf("reading message: %w", err)
 	}
 	return nil
 }
@@ -341,7 +341,7 @@ func (in *intake) finish(rerr error) error {
 		return rerr
 	}
 	if in.werr != nil {
-		return fmt.Errorf("sendmail: storing message body: %w", in.werr)
+		return fmt.Errorf("storing message body: %w", in.werr)
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ func fieldNames(h *Header) []string {
 }
 
 // TestReadMessageCaptures reads stdin as real callers wrote it
-// (/work/shared/testdata/clients), with -i as each caller passed it.
+// (testdata/clients), with -i as each caller passed it.
 func TestReadMessageCaptures(t *testing.T) {
 	tests := []struct {
 		file       string
@@ -307,16 +307,16 @@ func TestReadMessageHeaderTooLarge(t *testing.T) {
 	}{
 		{name: "8 MB of header fields", input: func() io.Reader {
 			return &patternReader{line: []byte("X-Filler: 0123456789012345678901234567890123456789\n"), left: 8 << 20}
-		}, size: 8 << 20, msg: "sendmail: message header block exceeds 1 MiB"},
+		}, size: 8 << 20, msg: "message header block exceeds 1 MiB"},
 		{name: "one 8 MB header line", input: func() io.Reader {
 			return io.MultiReader(strings.NewReader("Subject: "), &patternReader{line: []byte("x"), left: 8 << 20})
-		}, size: 8<<20 + 9, msg: "sendmail: message header block exceeds 1 MiB"},
+		}, size: 8<<20 + 9, msg: "message header block exceeds 1 MiB"},
 		{name: "one 8 MB folded field", input: func() io.Reader {
 			return io.MultiReader(strings.NewReader("To: a@x,\n"), &patternReader{line: []byte(" b@x,\n"), left: 8 << 20})
-		}, size: 8<<20 + 9, msg: "sendmail: message header block exceeds 1 MiB"},
+		}, size: 8<<20 + 9, msg: "message header block exceeds 1 MiB"},
 		{name: "small limit", max: 100, input: func() io.Reader {
 			return strings.NewReader(strings.Repeat("A: b\n", 30) + "\nbody\n.\nmore\n")
-		}, size: 30*5 + 13, msg: "sendmail: message header block exceeds 100 octets"},
+		}, size: 30*5 + 13, msg: "message header block exceeds 100 octets"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,7 +366,7 @@ func TestReadMessageErrors(t *testing.T) {
 	cr := &countingReader{r: strings.NewReader(in)}
 	w := &failWriter{}
 	_, _, err := ReadMessage(cr, IntakeOptions{IgnoreDots: true}, w)
-	if err == nil || errors.Is(err, ErrData) || err.Error() != "sendmail: storing message body: disk full" {
+	if err == nil || errors.Is(err, ErrData) || err.Error() != "storing message body: disk full" {
 		t.Errorf("error %v; want a storing error", err)
 	}
 	if !cr.eof || w.n != 1 {
@@ -376,12 +376,12 @@ func TestReadMessageErrors(t *testing.T) {
 	// A read error is reported with context.
 	r := io.MultiReader(strings.NewReader("A: 1\n\nb"), iotest.ErrReader(errors.New("connection reset")))
 	_, _, err = ReadMessage(r, IntakeOptions{}, io.Discard)
-	if err == nil || err.Error() != "sendmail: reading message: connection reset" {
+	if err == nil || err.Error() != "reading message: connection reset" {
 		t.Errorf("error %v; want a reading error", err)
 	}
 	r = io.MultiReader(strings.NewReader("A: 1\n\nb\n.\n"), iotest.ErrReader(errors.New("connection reset")))
 	_, _, err = ReadMessage(r, IntakeOptions{}, io.Discard)
-	if err == nil || err.Error() != "sendmail: reading message: connection reset" {
+	if err == nil || err.Error() != "reading message: connection reset" {
 		t.Errorf("error %v after a lone dot; want a reading error", err)
 	}
 }

@@ -80,6 +80,7 @@ type Options struct {
 	QueueID           string        // --requeue ID, --delete ID
 	Recipients        []string      // operands, raw
 	Ignored           []string      // flags accepted and ignored, one per flag: "-" letter value, e.g. "-oem", "-h5", "-x"
+	Unknown           []string      // of those, letters sendmail does not define either (worth a log line), e.g. "-y"
 
 	// AfterDashDash: scanning stopped at "--", so every operand is a
 	// recipient even when it starts with "-" (SPEC §2).
@@ -99,6 +100,11 @@ func optUsagef(format string, args ...any) error { return classErrorf(ErrUsage, 
 // classError is an error of a class (ErrUsage, ErrData) whose text is
 // only the problem, without the class's own words (main adds its
 // prefix), still matching the class with errors.Is.
+//
+// This package's errors carry no package prefix, unlike the others':
+// they are about the caller's own input and reach the caller as they
+// are, where "sendmail:" would read as a second program
+// ("relaymail: sendmail: header field To: ...").
 type classError struct {
 	class error
 	msg   string
@@ -117,6 +123,11 @@ func classErrorf(class error, format string, args ...any) error {
 // "-r ESMTP"). -b is handled with them; -q and -d take an optional value
 // that must be glued.
 const optValueLetters = "ABCDFLMNOQRVXbefhopr"
+
+// optNoOpLetters are the flags without a value that sendmail 8 and
+// Postfix define and relaymail accepts as documented no-ops (SPEC §2):
+// only a letter outside them and optValueLetters is unknown, and logged.
+const optNoOpLetters = "GUcmnsx"
 
 // optEnvIDMax is the longest ENVID RFC 3461 §4.4 allows.
 const optEnvIDMax = 100
@@ -289,6 +300,9 @@ func (s *optScanner) cluster(arg string) error {
 			s.o.Mode = ModeNewAliases
 		default: // G U c m n s x and any other letter
 			s.o.Ignored = append(s.o.Ignored, flag)
+			if c >= utf8.RuneSelf || strings.IndexByte(optNoOpLetters, byte(c)) < 0 {
+				s.o.Unknown = append(s.o.Unknown, flag)
+			}
 		}
 	}
 	return nil

@@ -36,7 +36,7 @@ func HeaderRecipients(h *Header) ([]string, error) {
 		v := f.Value()
 		addrs, err := addressList(v, "")
 		if err != nil {
-			errs = append(errs, dataErrorf("sendmail: header field %s: bad address list %q: %v", f.Name, shorten(v), err))
+			errs = append(errs, dataErrorf("header field %s: bad address list %q: %v", f.Name, shorten(v), err))
 			continue
 		}
 		out = append(out, addrs...)

@@ -78,10 +78,10 @@ func TestHeaderRecipients(t *testing.T) {
 		{name: "a name that only starts like Resent", in: "Resent: x\nTo: b@x\n\n", want: []string{"b@x"}},
 		{name: "other fields ignored", in: "From: f@x\nReply-To: r@x\nSender: s@x\nX-To: x@x\nTo: t@x\n\n", want: []string{"t@x"}},
 		{name: "bad field named, good ones kept", in: "To: a@x\nCc: <broken\nBcc: b@x\n\n", want: []string{"a@x", "b@x"},
-			err: `sendmail: header field Cc: bad address list "<broken": unbalanced <>`},
+			err: `header field Cc: bad address list "<broken": unbalanced <>`},
 		{name: "two bad fields", in: "To: a b\ncc: (x\n\n",
-			err: "sendmail: header field To: bad address list \"a b\": two words without '@' or '<>' (a display name needs <address>)\n" +
-				`sendmail: header field cc: bad address list "(x": unterminated comment`},
+			err: "header field To: bad address list \"a b\": two words without '@' or '<>' (a display name needs <address>)\n" +
+				`header field cc: bad address list "(x": unterminated comment`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

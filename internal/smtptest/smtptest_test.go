@@ -7,7 +7,9 @@ import (
 	"net"
 	netsmtp "net/smtp"
 	"net/textproto"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -228,4 +230,21 @@ func (a bearerAuth) Next(challenge []byte, more bool) ([]byte, error) {
 		return []byte{0x01}, nil
 	}
 	return nil, nil
+}
+
+// TestDeadPort: connections are refused, and no listener can take the
+// port while the test runs.
+func TestDeadPort(t *testing.T) {
+	port := DeadPort(t)
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if c, err := net.DialTimeout("tcp", addr, 5*time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		if c != nil {
+			c.Close()
+		}
+		t.Errorf("dial %s: %v, want connection refused", addr, err)
+	}
+	if l, err := net.Listen("tcp", addr); err == nil {
+		l.Close()
+		t.Errorf("a listener took the dead port %d", port)
+	}
 }
