@@ -2,10 +2,9 @@
 // server: it reads a message on standard input with sendmail's flags and
 // relays it through one smarthost with its own SMTP client.
 //
-// main only wires the packages together: sendmail (the command line and
-// the message), config, delivery (relay, dead.letter) and logging, and
-// maps what went wrong to a sysexits status through one table. What each
-// mode does is in modes.go.
+// main parses the command line into a mode (package sendmail), has
+// package modes run it, and maps what went wrong to a sysexits status
+// through one table.
 package main
 
 import (
@@ -15,13 +14,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"relaymail/config"
 	"relaymail/delivery"
 	"relaymail/internal/privilege"
 	"relaymail/logging"
+	"relaymail/modes"
 	"relaymail/queue"
 	"relaymail/sendmail"
 )
@@ -29,50 +28,6 @@ import (
 // version is the release this source is; a build may set it with
 // -ldflags "-X main.version=…" (make build, packaging/build-deb do).
 var version = "0.1.0-dev"
-
-// versionLine is what --version prints: the version, then the commit the
-// binary was built from as the Go toolchain recorded it (vcs.revision,
-// vcs.modified, vcs.time), so a bug report names the exact source even
-// when -X was not set. A build without VCS information (a tarball,
-// -buildvcs=false) prints the version alone.
-func versionLine() string {
-	info, _ := debug.ReadBuildInfo()
-	return versionFrom(version, info)
-}
-
-// versionFrom is versionLine for a given version and build info (nil:
-// none).
-func versionFrom(version string, info *debug.BuildInfo) string {
-	line := "relaymail " + version
-	if info == nil {
-		return line
-	}
-	var rev, when string
-	modified := false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.time":
-			when = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	if rev == "" {
-		return line
-	}
-	if len(rev) > 12 {
-		rev = rev[:12]
-	}
-	if modified {
-		rev += "+modified"
-	}
-	if when != "" {
-		rev += " " + when
-	}
-	return line + " (" + rev + ")"
-}
 
 func main() {
 	os.Exit(run(os.Args, os.Stdin, os.Stdout, os.Stderr))
@@ -107,7 +62,7 @@ var exitCodes = []struct {
 	{sendmail.ErrStorage, exitTempFail},
 	{delivery.ErrProtocol, exitProtocol},
 	{delivery.ErrAuth, exitNoPerm},
-	{errNotAllowed, exitNoPerm},
+	{modes.ErrNotAllowed, exitNoPerm},
 }
 
 func exitCode(err error) int {
@@ -138,11 +93,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		// The mode is unknown, but a caller that piped a message in must
 		// not die of SIGPIPE because we stopped early.
-		drain(stdin)
+		modes.Drain(stdin)
 		return fail(stderr, err)
 	}
-	inv := &invocation{opts: opts, stdin: stdin, stdout: stdout, stderr: stderr}
-	if err := inv.run(ctx); err != nil {
+	inv := &modes.Invocation{Options: opts, Stdin: stdin, Stdout: stdout, Stderr: stderr, Version: version}
+	if err := inv.Run(ctx); err != nil {
 		return fail(stderr, err)
 	}
 	return exitOK
@@ -153,18 +108,4 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func fail(stderr io.Writer, err error) int {
 	fmt.Fprintf(stderr, "relaymail: %s\n", queue.OneLine(err.Error()))
 	return exitCode(err)
-}
-
-// drain reads stdin to its end unless it is a terminal (nobody is piping
-// a message then, and reading would wait for the user).
-func drain(stdin io.Reader) {
-	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
-		return
-	}
-	io.Copy(io.Discard, stdin)
-}
-
-func isTerminal(f *os.File) bool {
-	_, err := unixIoctlGetTermios(f.Fd())
-	return err == nil
 }

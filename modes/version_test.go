@@ -1,4 +1,4 @@
-package main
+package modes
 
 import (
 	"runtime/debug"

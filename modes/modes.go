@@ -1,4 +1,4 @@
-package main
+package modes
 
 import (
 	"context"
@@ -21,16 +21,14 @@ import (
 	"relaymail/smtpgate"
 )
 
-// defaultConfig is the system configuration (SPEC §1).
-const defaultConfig = "/etc/relaymail.toml"
-
-// invocation is one run of relaymail: its options, its streams, and what
+// Invocation is one run of relaymail: its options, its streams, and what
 // it loads on the way.
-type invocation struct {
-	opts   *sendmail.Options
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
+type Invocation struct {
+	Options *sendmail.Options
+	Stdin   io.Reader
+	Stdout  io.Writer
+	Stderr  io.Writer
+	Version string // the release --version names (main.version)
 
 	cfg      *config.Config
 	log      *slog.Logger
@@ -38,54 +36,57 @@ type invocation struct {
 	noticed  map[string]bool // what notice already said
 }
 
-func (inv *invocation) run(ctx context.Context) error {
-	switch inv.opts.Mode {
+// Run does what inv.Options.Mode asks. Its error wraps the class
+// sentinel (sendmail.ErrUsage, config.ErrConfig, delivery's classes,
+// ErrNotAllowed) that main turns into the exit status.
+func (inv *Invocation) Run(ctx context.Context) error {
+	switch inv.Options.Mode {
 	case sendmail.ModeVersion:
-		fmt.Fprintln(inv.stdout, versionLine())
+		fmt.Fprintln(inv.Stdout, versionLine(inv.Version))
 		return nil
 	case sendmail.ModeHelp:
-		io.WriteString(inv.stdout, usage)
+		io.WriteString(inv.Stdout, sendmail.Usage)
 		return nil
 	case sendmail.ModeNewAliases:
 		// Aliases are read at each run: there is nothing to rebuild.
 		return nil
 	}
 
-	cfg, err := loadConfig(inv.opts.ConfigFile)
+	cfg, err := loadConfig(inv.Options.ConfigFile)
 	if err != nil {
-		if inv.opts.Mode == sendmail.ModeDeliver {
-			drain(inv.stdin)
+		if inv.Options.Mode == sendmail.ModeDeliver {
+			Drain(inv.Stdin)
 		}
 		return err
 	}
 	inv.cfg = cfg
 	target := cfg.Log
 	if target == "" {
-		service := inv.opts.Mode == sendmail.ModeRunQueue || inv.opts.Mode == sendmail.ModeDaemon
+		service := inv.Options.Mode == sendmail.ModeRunQueue || inv.Options.Mode == sendmail.ModeDaemon
 		target = logging.Default(service)
 	}
-	logger, closer, err := logging.Open(target, "relaymail", inv.stderr)
+	logger, closer, err := logging.Open(target, "relaymail", inv.Stderr)
 	if err != nil {
 		// A log file this caller may not write must not cost the mail,
 		// nor break the silence on success: say so in syslog instead.
-		logger, closer, _ = logging.Open("syslog", "relaymail", inv.stderr)
+		logger, closer, _ = logging.Open("syslog", "relaymail", inv.Stderr)
 		logger.Warn(err.Error())
 	}
 	defer closer.Close()
 	inv.log = logger
 	// Documented no-ops (cron's -oem on every mail) are not worth a
 	// line; a letter nobody defines may be a caller's mistake.
-	for _, flag := range inv.opts.Unknown {
+	for _, flag := range inv.Options.Unknown {
 		inv.log.Info("", "unknown_option", flag)
 	}
 
-	switch inv.opts.Mode {
+	switch inv.Options.Mode {
 	case sendmail.ModeDeliver:
 		return inv.deliver(ctx)
 	case sendmail.ModeVerify:
 		return inv.verify()
 	case sendmail.ModeCheck:
-		return delivery.Check(ctx, cfg, cleanLines{inv.stdout})
+		return delivery.Check(ctx, cfg, cleanLines{inv.Stdout})
 	case sendmail.ModeListQueue:
 		return inv.listQueue()
 	case sendmail.ModeRunQueue:
@@ -99,19 +100,19 @@ func (inv *invocation) run(ctx context.Context) error {
 	case sendmail.ModeOAuthLogin:
 		return inv.oauth2Login(ctx)
 	default:
-		return fmt.Errorf("%w: mode %v is not supported", sendmail.ErrUsage, inv.opts.Mode)
+		return fmt.Errorf("%w: mode %v is not supported", sendmail.ErrUsage, inv.Options.Mode)
 	}
 }
 
 // openQueue opens the spool named by [queue] dir, creating it when
 // missing (SPEC §7).
-func (inv *invocation) openQueue() (*queue.Queue, error) {
+func (inv *Invocation) openQueue() (*queue.Queue, error) {
 	return queue.Open(inv.cfg.Queue.Dir)
 }
 
 // queueToWorkOn is openQueue for the modes that do nothing without it
 // (mailq, -q, --requeue, --delete): no spool is a temporary failure.
-func (inv *invocation) queueToWorkOn() (*queue.Queue, error) {
+func (inv *Invocation) queueToWorkOn() (*queue.Queue, error) {
 	q, err := inv.openQueue()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
@@ -121,17 +122,17 @@ func (inv *invocation) queueToWorkOn() (*queue.Queue, error) {
 
 // deliver is the default mode: read the message and relay it, or queue
 // it, as [queue] mode says.
-func (inv *invocation) deliver(ctx context.Context) error {
+func (inv *Invocation) deliver(ctx context.Context) error {
 	caller := sendmail.LookupCaller()
-	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.opts.QueueOnly, Notice: inv.notice}
+	o := delivery.Options{Logger: inv.log, Caller: caller, QueueOnly: inv.Options.QueueOnly, Notice: inv.notice}
 	o.OpenQueue = inv.openQueue
-	if !inv.opts.DryRun && (inv.cfg.Queue.Mode != config.QueueNever || inv.opts.QueueOnly) {
+	if !inv.Options.DryRun && (inv.cfg.Queue.Mode != config.QueueNever || inv.Options.QueueOnly) {
 		// With the queue off, it is opened only to keep a refused
 		// message in failed/.
 		o.Queue, o.QueueErr = inv.openQueue()
 	}
 	acceptor := delivery.NewAcceptor(inv.cfg, caller, o.Queue)
-	msg, err := acceptor.Accept(inv.stdin, inv.opts)
+	msg, err := acceptor.Accept(inv.Stdin, inv.Options)
 	if err != nil {
 		return err
 	}
@@ -139,11 +140,11 @@ func (inv *invocation) deliver(ctx context.Context) error {
 	for _, w := range msg.Warnings {
 		inv.log.Warn(w)
 	}
-	if inv.opts.DryRun {
-		return delivery.Print(inv.stdout, msg)
+	if inv.Options.DryRun {
+		return delivery.Print(inv.Stdout, msg)
 	}
-	if inv.opts.Verbose {
-		o.Trace = cleanLines{inv.stderr}
+	if inv.Options.Verbose {
+		o.Trace = cleanLines{inv.Stderr}
 	}
 	return delivery.Submit(ctx, inv.cfg, msg, o)
 }
@@ -152,7 +153,7 @@ func (inv *invocation) deliver(ctx context.Context) error {
 // something to mend although the mail is safe (SPEC §6 prints nothing on
 // success; an OAuth2 grant that needs a new login is the exception).
 // A queue run meets the same cause for every message: it is told once.
-func (inv *invocation) notice(msg string) {
+func (inv *Invocation) notice(msg string) {
 	inv.noticeMu.Lock()
 	defer inv.noticeMu.Unlock()
 	if inv.noticed[msg] {
@@ -162,70 +163,71 @@ func (inv *invocation) notice(msg string) {
 		inv.noticed = map[string]bool{}
 	}
 	inv.noticed[msg] = true
-	fmt.Fprintf(inv.stderr, "relaymail: %s\n", msg)
+	fmt.Fprintf(inv.Stderr, "relaymail: %s\n", msg)
 	inv.log.Warn(msg)
 }
 
 // listQueue prints the messages waiting (mailq, -bp) or, with --failed,
 // the ones kept in failed/.
-func (inv *invocation) listQueue() error {
+func (inv *Invocation) listQueue() error {
 	q, err := inv.queueToWorkOn()
 	if err != nil {
 		return err
 	}
-	if inv.opts.ListFailed {
+	if inv.Options.ListFailed {
 		failed, err := q.ListFailed()
 		if err != nil {
-			fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
+			fmt.Fprintf(inv.Stderr, "relaymail: %v\n", err)
 		}
-		queue.FormatFailed(inv.stdout, failed, time.Now())
+		queue.FormatFailed(inv.Stdout, failed, time.Now())
 		return nil
 	}
 	queued, err := q.List()
 	if err != nil {
-		fmt.Fprintf(inv.stderr, "relaymail: %v\n", err)
+		fmt.Fprintf(inv.Stderr, "relaymail: %v\n", err)
 	}
-	queue.FormatList(inv.stdout, queued, time.Now())
+	queue.FormatList(inv.Stdout, queued, time.Now())
 	return nil
 }
 
 // runQueue delivers what is queued: all of it now (-q), or at once and
 // then every interval in the foreground (-q30m).
-func (inv *invocation) runQueue(ctx context.Context) error {
+func (inv *Invocation) runQueue(ctx context.Context) error {
 	q, err := inv.queueToWorkOn()
 	if err != nil {
 		return err
 	}
 	r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log, Notice: inv.notice}
-	if inv.opts.Verbose {
-		r.Trace = cleanLines{inv.stderr}
+	if inv.Options.Verbose {
+		r.Trace = cleanLines{inv.Stderr}
 	}
-	if inv.opts.QueueInterval > 0 {
-		return r.Loop(ctx, inv.opts.QueueInterval)
+	if inv.Options.QueueInterval > 0 {
+		return r.Loop(ctx, inv.Options.QueueInterval)
 	}
 	return r.Run(ctx, delivery.FullPass)
 }
 
-// errNotAllowed is an administrative request from a user who may not
-// make it (EX_NOPERM).
-var errNotAllowed = errors.New("permission denied")
+// ErrNotAllowed is an administrative request from a user who may not
+// make it (EX_NOPERM): --requeue and --delete by anyone but root, an
+// --oauth2-login whose token file cannot be written.
+var ErrNotAllowed = errors.New("permission denied")
 
 // administer puts a failed message back in the queue (--requeue ID) or
 // deletes one (--delete ID). Only root may: relaymail is setgid, and
 // every other caller could otherwise touch everybody's mail.
-func (inv *invocation) administer() error {
-	id := inv.opts.QueueID
+func (inv *Invocation) administer() error {
+	id := inv.Options.QueueID
 	if !queue.ValidID(id) {
 		return fmt.Errorf("%w: %q is not a queue id (mailq shows them)", sendmail.ErrUsage, id)
 	}
 	if os.Getuid() != 0 {
-		return fmt.Errorf("%w: only root may change the queue", errNotAllowed)
+		return fmt.Errorf("%w: only root may change the queue", ErrNotAllowed)
 	}
 	q, err := inv.queueToWorkOn()
 	if err != nil {
 		return err
 	}
-	if inv.opts.Mode == sendmail.ModeRequeue {
+	if inv.Options.Mode == sendmail.ModeRequeue {
 		err = q.Requeue(id)
 	} else {
 		err = q.Delete(id)
@@ -237,29 +239,29 @@ func (inv *invocation) administer() error {
 }
 
 // verify prints how each recipient resolves (-bv) and delivers nothing.
-func (inv *invocation) verify() error {
-	if len(inv.opts.Recipients) == 0 {
+func (inv *Invocation) verify() error {
+	if len(inv.Options.Recipients) == 0 {
 		return fmt.Errorf("%w: -bv needs recipients", sendmail.ErrUsage)
 	}
 	aliases, warnings := sendmail.LoadAliases(inv.cfg)
 	for _, w := range warnings {
-		fmt.Fprintf(inv.stdout, "warning: %s\n", w)
+		fmt.Fprintf(inv.Stdout, "warning: %s\n", w)
 	}
-	for _, operand := range inv.opts.Recipients {
+	for _, operand := range inv.Options.Recipients {
 		addrs, err := sendmail.ParseAddressList(operand, "")
 		if err != nil {
 			return fmt.Errorf("%w: recipient %q: %v", sendmail.ErrUsage, operand, err)
 		}
 		for _, addr := range addrs {
 			if !sendmail.IsBareName(addr) {
-				fmt.Fprintf(inv.stdout, "%s: deliverable via the smarthost\n", addr)
+				fmt.Fprintf(inv.Stdout, "%s: deliverable via the smarthost\n", addr)
 				continue
 			}
 			for _, step := range aliases.Trace(addr) {
-				fmt.Fprintf(inv.stdout, "%s\n", step)
+				fmt.Fprintf(inv.Stdout, "%s\n", step)
 			}
 			for _, final := range sendmail.ResolveRecipients([]string{addr}, aliases, inv.cfg.Domain) {
-				fmt.Fprintf(inv.stdout, "%s -> %s: deliverable via the smarthost\n", addr, final)
+				fmt.Fprintf(inv.Stdout, "%s -> %s: deliverable via the smarthost\n", addr, final)
 			}
 		}
 	}
@@ -267,9 +269,9 @@ func (inv *invocation) verify() error {
 }
 
 // speakSMTP is -bs: one SMTP session on stdin and stdout.
-func (inv *invocation) speakSMTP(ctx context.Context) error {
-	srv := smtpgate.New(inv.cfg, inv.opts, inv.log).Server()
-	if err := srv.ServeConn(ctx, inv.stdin, inv.stdout, ""); err != nil && ctx.Err() == nil {
+func (inv *Invocation) speakSMTP(ctx context.Context) error {
+	srv := smtpgate.New(inv.cfg, inv.Options, inv.log).Server()
+	if err := srv.ServeConn(ctx, inv.Stdin, inv.Stdout, ""); err != nil && ctx.Err() == nil {
 		inv.log.Warn("smtp session: " + err.Error())
 	}
 	return nil
@@ -278,21 +280,21 @@ func (inv *invocation) speakSMTP(ctx context.Context) error {
 // daemon is -bd: listen on the configured loopback addresses until
 // SIGTERM, then let the sessions finish (30 s at most); with -q30m also
 // run the queue.
-func (inv *invocation) daemon(ctx context.Context) error {
+func (inv *Invocation) daemon(ctx context.Context) error {
 	if err := inv.cfg.CheckListen(); err != nil {
 		return err
 	}
-	srv := smtpgate.New(inv.cfg, inv.opts, inv.log).Server()
+	srv := smtpgate.New(inv.cfg, inv.Options, inv.log).Server()
 	listeners, err := smtpd.Listen(inv.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
 	}
 	inv.log.Info("listening", "addrs", strings.Join(inv.cfg.Listen, ","))
 	var runner sync.WaitGroup
-	if inv.opts.QueueInterval > 0 {
+	if inv.Options.QueueInterval > 0 {
 		if q, err := inv.openQueue(); err == nil {
 			r := &delivery.Runner{Config: inv.cfg, Queue: q, Logger: inv.log}
-			runner.Go(func() { r.Loop(ctx, inv.opts.QueueInterval) })
+			runner.Go(func() { r.Loop(ctx, inv.Options.QueueInterval) })
 		} else {
 			inv.log.Warn("queue: " + err.Error())
 		}
@@ -313,66 +315,25 @@ func loadConfig(flagPath string) (*config.Config, error) {
 		path = os.Getenv("RELAYMAIL_CONFIG")
 	}
 	if path == "" {
-		path = defaultConfig
+		path = config.DefaultPath
 	} else if err := privilege.Drop(); err != nil {
 		return nil, fmt.Errorf("%w: cannot drop privileges before reading %s: %v", config.ErrConfig, path, err)
 	}
 	return config.Load(path)
 }
 
-const usage = `usage: sendmail [options] [--] [recipient ...]    (relaymail)
-       mailq          (sendmail -bp)
-       newaliases     (sendmail -bi)
+// Drain reads stdin to its end unless it is a terminal (nobody is piping
+// a message then, and reading would wait for the user): a caller that
+// piped a message in must not die of SIGPIPE because relaymail stopped
+// early (a usage or config error).
+func Drain(stdin io.Reader) {
+	if f, ok := stdin.(*os.File); ok && isTerminal(f) {
+		return
+	}
+	io.Copy(io.Discard, stdin)
+}
 
-Reads a message on standard input and relays it through the smarthost
-configured in /etc/relaymail.toml (or -C FILE, or $RELAYMAIL_CONFIG).
-
-Sending (-bm, the default):
-  -t              also take recipients from To:, Cc: and Bcc:
-  -i, -oi, -O IgnoreDots
-                  a line holding only "." does not end the message
-  -f ADDR, -r ADDR
-                  envelope sender ('' or '<>': the null sender)
-  -F NAME         full name for an added From: header
-  -B 7BIT|8BITMIME
-                  the body type
-  -N never|success,delay,failure
-                  DSN NOTIFY (when the smarthost offers DSN)
-  -R full|hdrs    DSN RET;  -V ENVID: DSN envelope id
-  -odq, -odb      queue only: do not try now
-  --dry-run       print the envelope and message as they would be sent
-  --              every operand after it is a recipient
-
-The SMTP personality:
-  -bs             speak SMTP on stdin/stdout (Symfony Mailer, Laravel)
-  -bd             listen on the configured addresses (loopback by default)
-
-The queue:
-  -bp, mailq      list the queue
-  mailq --failed  list the messages kept in failed/
-  -q              deliver what is queued now
-  -q30m, -q1h     stay in the foreground and run the queue at that interval
-                  (-bd -q30m: listen and run the queue)
-  --requeue ID    (root) put a message from failed/ back in the queue
-  --delete ID     (root) delete a message from the queue or failed/
-
-Checking:
-  --check         connect to the smarthost, show TLS, capabilities, AUTH; quit
-  -bv             show how each recipient resolves; deliver nothing
-  -v              print the SMTP dialogue on stderr (credentials redacted)
-  -C FILE         use FILE as the configuration (drops privileges)
-  --oauth2-login  (root) sign in to get the [smarthost.oauth2] refresh token
-  --version, -d0.1
-                  print the version (any -d: scripts probe the MTA so)
-  --help          this text
-  -bi, newaliases nothing to do: aliases are read at each run
-
-Accepted and ignored (other sendmails' options): -oem -oep -oee -oeq -oew
--odi -om -o7 -o8 -oA..., any -oXV, -O X=V, -h N, -L TAG, -G, -U, -X FILE,
--Am, -Ac, -c, -m, -n, -s, -x, -e X, -p P; any other letter is ignored
-too and logged. Not supported (exit 64): -bD -bt -bh -bH -bP -bl.
-
-Exit status: 0 sent, 64 usage, 65 bad message, 67 recipient refused,
-69 message refused, 75 try again later, 76 protocol error,
-77 authentication refused, 78 configuration error.
-`
+func isTerminal(f *os.File) bool {
+	_, err := unixIoctlGetTermios(f.Fd())
+	return err == nil
+}

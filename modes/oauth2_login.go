@@ -1,4 +1,4 @@
-package main
+package modes
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // root (or whoever owns the file's directory) can write it: a caller must
 // not be able to plant a grant of its own, nor make relaymail write with
 // the group's rights to a path it chose.
-func (inv *invocation) oauth2Login(ctx context.Context) error {
+func (inv *Invocation) oauth2Login(ctx context.Context) error {
 	var sh *config.Smarthost
 	for i := range inv.cfg.Smarthosts {
 		if o := inv.cfg.Smarthosts[i].OAuth2; o != nil && o.Grant == config.GrantRefreshToken {
@@ -31,7 +31,7 @@ func (inv *invocation) oauth2Login(ctx context.Context) error {
 	if sh == nil {
 		return fmt.Errorf("%w: --oauth2-login needs a [smarthost.oauth2] with grant = \"refresh_token\" in %s", config.ErrConfig, inv.cfg.Path)
 	}
-	rt, err := oauth.Login(ctx, sh.OAuth2, sh.Username, inv.stdout)
+	rt, err := oauth.Login(ctx, sh.OAuth2, sh.Username, inv.Stdout)
 	if err != nil {
 		return fmt.Errorf("%w: %v", delivery.ErrTemporary, err)
 	}
@@ -51,9 +51,9 @@ func (inv *invocation) oauth2Login(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", config.ErrConfig, err)
 	}
 	if err := oauth.SaveLogin(sh.OAuth2.RefreshTokenFile, rt, gid); err != nil {
-		return fmt.Errorf("%w: %v", errNotAllowed, err)
+		return fmt.Errorf("%w: %v", ErrNotAllowed, err)
 	}
 	oauth.New(sh.OAuth2, sh.Username, inv.cfg.Queue.Dir, sh.Timeout).Forget()
-	fmt.Fprintf(inv.stdout, "Signed in; the refresh token is in %s.\n", sh.OAuth2.RefreshTokenFile)
+	fmt.Fprintf(inv.Stdout, "Signed in; the refresh token is in %s.\n", sh.OAuth2.RefreshTokenFile)
 	return nil
 }
