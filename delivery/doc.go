@@ -3,7 +3,9 @@
 // relay, turns the per-recipient outcome into one of the outcomes of SPEC
 // §6, logs one line per attempt (SPEC §8), and makes sure that a message
 // that could not be delivered is never lost (dead.letter until the queue
-// exists).
+// exists). Which host to try next is relay's rule (relay.Dialer), for
+// Submit and for the queue runner alike; the runner only keeps the
+// hosts found dead in its pass.
 //
 // It takes the message as sendmail produced it (a message.Message with
 // the intake's extras) and hands its envelope to relay and the queue as

@@ -32,10 +32,10 @@ type Runner struct {
 
 	sess *relay.Session // the open session, reused from message to message
 	tls  string         // TLS of the last session or attempt, for the log
-	// dead holds, by position in the host list, the hosts whose session
-	// failed in this pass (SPEC §7): a hung or hostile smarthost costs one
-	// attempt per pass, not one per message.
-	dead map[int]error
+	// dead holds the hosts whose session failed in this pass (SPEC §7): a
+	// hung or hostile smarthost costs one attempt per pass, not one per
+	// message.
+	dead relay.DeadHosts
 }
 
 func (r *Runner) now() time.Time {
@@ -66,7 +66,7 @@ const (
 // the final reply would leave a message the smarthost may have taken
 // recorded as deferred, to be sent again.
 func (r *Runner) Run(ctx context.Context, pass Pass) error {
-	r.dead = nil
+	r.dead = relay.DeadHosts{}
 	defer r.closeSession()
 	// One fsync of the queue directory for all the messages delivered in
 	// this pass, instead of one each: a crash in between may send one
@@ -230,36 +230,17 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 }
 
 // send delivers one message over the open session, opening one (the
-// smarthost, then each fallback after a temporary failure) when there is
-// none. A session that failed a transaction is not reused. A host whose
-// Dial failed (refused, timed out, no greeting, TLS or STARTTLS failure,
-// AUTH) is not dialled again in this pass: the message gets that host's
-// error, and the next host is tried.
+// smarthost, then each fallback after a temporary failure: relay.Dialer)
+// when there is none. A session that failed a transaction is not reused.
+// A host whose Dial failed (refused, timed out, no greeting, TLS or
+// STARTTLS failure, AUTH) is not dialled again in this pass (r.dead): the
+// message gets that host's error, and the next host is tried.
 func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (string, *relay.Result, error) {
 	if r.sess == nil {
-		var err error
-		host := ""
-		for i, h := range hostsNotice(r.Config, r.Notice) {
-			host = hostName(h)
-			if dead, ok := r.dead[i]; ok {
-				err = dead
-				continue
-			}
-			r.sess, err = relay.Dial(ctx, h, relay.Options{LocalName: r.Config.Hostname, Trace: r.Trace})
-			if err == nil {
-				break
-			}
-			var se *relay.SessionError
-			if errors.As(err, &se) && ctx.Err() == nil {
-				if r.dead == nil {
-					r.dead = map[int]error{}
-				}
-				r.dead[i] = err
-			}
-			if !relay.TryNextHost(err) {
-				break
-			}
-		}
+		d := relay.Dialer{Hosts: hostsNotice(r.Config, r.Notice), Dead: &r.dead,
+			Options: relay.Options{LocalName: r.Config.Hostname, Trace: r.Trace}}
+		keep := func(s *relay.Session) (*relay.Result, error) { r.sess = s; return nil, nil }
+		last, _, err := d.Try(ctx, keep)
 		if err != nil {
 			r.sess, r.tls = nil, ""
 			if ctx.Err() != nil {
@@ -267,15 +248,11 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 			}
 			var se *relay.SessionError
 			if errors.As(err, &se) {
-				r.tls = tlsName(se.TLS)
+				r.tls = tlsName(last.TLS)
 			}
-			return host, nil, err
+			return hostName(last.Host), nil, err
 		}
-		st, ok := r.sess.TLSState()
-		r.tls = tlsName(nil)
-		if ok {
-			r.tls = tlsName(&st)
-		}
+		r.tls = tlsName(last.TLS)
 	}
 	host := hostName(r.sess.Host())
 	// Once a transaction starts, a stop no longer interrupts it (see Run).

@@ -10,7 +10,11 @@
 //	Send: [RSET] MAIL, RCPT..., DATA, the message, "." (repeatable)
 //	Quit: QUIT, then close (the connection is closed on every path)
 //
-// Deliver wraps that sequence for a smarthost and its fallbacks.
+// A Dialer tries a smarthost and its fallbacks in order: the one place
+// where the fallback rule (TryNextHost) is applied, with the hosts already
+// dead in a queue pass skipped (DeadHosts). Deliver is a Dialer whose
+// transaction sends one message and quits; the queue runner's keeps the
+// session open for the next message.
 //
 // relay owns the wire's shapes: Host is the one host shape (config
 // resolves each smarthost into it once, with the one TLSMode and its

@@ -1,7 +1,8 @@
 // Package sendmail is relaymail's command-line personality: it owns
 // everything between the caller and the envelope, and never dials.
 //
-// It scans sendmail's options the way Postfix does (options.go), reads
+// It scans sendmail's options the way Postfix does (options.go; their
+// --help text is usage.go), reads
 // the message from standard input as a stream (intake.go), keeps the
 // header block as raw bytes so that every header it does not have to
 // touch goes out byte for byte (header.go), parses addresses with a small
