@@ -1,6 +1,7 @@
 package sendmail
 
-// Usage is what --help prints: the options above, in short.
+// Usage is what --help prints: the options ParseArgs scans, grouped as
+// relaymail(8) groups them.
 const Usage = `usage: sendmail [options] [--] [recipient ...]    (relaymail)
        mailq          (sendmail -bp)
        newaliases     (sendmail -bi)
