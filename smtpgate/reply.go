@@ -62,3 +62,26 @@ func replyFrom(err error, text string) *smtpd.Reply {
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
+
+// replySmarthost relays the smarthost's own refusal of a recipient (4xx
+// or 5xx at RCPT, or at MAIL for every recipient): its code, enhanced
+// code and text, so that the client reports what the smarthost said.
+func replySmarthost(err error) *smtpd.Reply {
+	var e *relay.Error
+	if errors.As(err, &e) && e.Code >= 400 && e.Code < 600 {
+		return &smtpd.Reply{Code: e.Code, Enhanced: e.Enhanced, Text: strings.Join(e.Lines, " ")}
+	}
+	if relay.Temporary(err) {
+		return replyTryAgain(oneLine(err))
+	}
+	return &smtpd.Reply{Code: 550, Enhanced: "5.1.1", Text: oneLine(err)}
+}
+
+// smarthostSaid is the note replyAccepted adds for a message the
+// smarthost took: its own 250 text (often its queue id).
+func smarthostSaid(r *relay.Reply) string {
+	if r == nil {
+		return ""
+	}
+	return "smarthost said: " + strings.TrimSpace(strings.Join(r.Lines, " "))
+}
