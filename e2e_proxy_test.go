@@ -1,0 +1,217 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net/smtp"
+	"net/textproto"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"relaymail/internal/smtptest"
+)
+
+// proxyStep is one thing a -bs client sends and the regexp the reply it
+// gets must match; a DATA body is sent whole, with its final dot.
+type proxyStep struct{ send, want string }
+
+// runSteps runs relaymail -bs with the steps written at once (as a
+// pipelining client would) and checks each reply in order.
+func runSteps(t *testing.T, h *harness, steps []proxyStep) result {
+	t.Helper()
+	var in strings.Builder
+	wants := []string{`^220 `}
+	for _, s := range steps {
+		in.WriteString(s.send)
+		if s.want != "" {
+			wants = append(wants, s.want)
+		}
+	}
+	res := h.run([]string{"/usr/sbin/sendmail", "-bs"}, []byte(in.String()), stdinPipe)
+	if res.code != 0 || res.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", res.code, res.stderr)
+	}
+	got := strings.Split(strings.TrimSuffix(res.stdout, "\r\n"), "\r\n")
+	if len(got) != len(wants) {
+		t.Fatalf("%d replies, want %d:\n%s", len(got), len(wants), res.stdout)
+	}
+	for i, w := range wants {
+		if !regexp.MustCompile(w).MatchString(got[i]) {
+			t.Errorf("reply %d = %q, want %q\n%s", i, got[i], w, res.stdout)
+		}
+	}
+	return res
+}
+
+// message1 is one transaction to rcpts with the reply wanted for each RCPT
+// and for the final dot.
+func message1(rcpts []string, rcptWants []string, dotWant string) []proxyStep {
+	steps := []proxyStep{{"MAIL FROM:<app@example.com>\r\n", `^250 `}}
+	for i, r := range rcpts {
+		steps = append(steps, proxyStep{"RCPT TO:<" + r + ">\r\n", rcptWants[i]})
+	}
+	return append(steps, proxyStep{"DATA\r\n", `^354 `},
+		proxyStep{"Subject: live\r\n\r\nbody\r\n.\r\n", dotWant})
+}
+
+// TestProxyBS: in -bs the smarthost's verdict on each recipient is the
+// reply to that RCPT (code, enhanced code and text), its verdict on the
+// message the reply to the final dot, and a message the smarthost cannot
+// take after its recipients were accepted is queued (250).
+func TestProxyBS(t *testing.T) {
+	ok := `^250 2\.1\.5 `
+	tests := []struct {
+		name      string
+		down      bool
+		inject    func(*smtptest.Server)
+		rcpts     []string
+		rcptWants []string
+		dotWant   string
+		delivered []string // recipients the smarthost got a message for
+		queued    int
+		failed    int
+		log       string // a log line that must be there
+	}{
+		{name: "550 at RCPT: the same reply, the others get the message", inject: func(s *smtptest.Server) {
+			s.SetRcptErr("bad@example.com", smtptest.Reply(550, "5.1.1", "no such user here"))
+		}, rcpts: []string{"good@example.com", "bad@example.com", "root"},
+			rcptWants: []string{ok, `^550 5\.1\.1 no such user here$`, ok},
+			dotWant:   `^250 2\.0\.0 OK: queued as \w+; smarthost said: `,
+			delivered: []string{"good@example.com", "admin@example.com"}},
+		{name: "452 at RCPT comes back as 452", inject: func(s *smtptest.Server) {
+			s.SetRcptErr("full@example.com", smtptest.Reply(452, "4.2.2", "mailbox full"))
+		}, rcpts: []string{"full@example.com", "good@example.com"},
+			rcptWants: []string{`^452 4\.2\.2 mailbox full$`, ok},
+			dotWant:   `^250 2\.0\.0 `, delivered: []string{"good@example.com"}},
+		{name: "554 at end of data comes back as 554, nothing kept", inject: func(s *smtptest.Server) {
+			s.SetDataErr(smtptest.Reply(554, "5.7.1", "looks like spam"))
+		}, rcpts: []string{"good@example.com"}, rcptWants: []string{ok},
+			dotWant: `^554 5\.7\.1 looks like spam$`},
+		{name: "the smarthost drops the connection mid-DATA: 250 and queued", inject: func(s *smtptest.Server) {
+			s.DropMidData()
+		}, rcpts: []string{"good@example.com"}, rcptWants: []string{ok},
+			dotWant: `^250 2\.0\.0 OK: queued as \w+$`, queued: 1},
+		{name: "smarthost down: 250 and queued, the log says so", down: true,
+			rcpts: []string{"good@example.com", "other@example.com"}, rcptWants: []string{ok, ok},
+			dotWant: `^250 2\.0\.0 OK: queued as \w+$`, queued: 1,
+			log: `smarthost is unavailable; the message will be accepted locally and queued`},
+		{name: "4xx at MAIL: 250 and queued", inject: func(s *smtptest.Server) {
+			s.SetMailErr(smtptest.Reply(451, "4.3.0", "try later"))
+		}, rcpts: []string{"good@example.com"}, rcptWants: []string{ok},
+			dotWant: `^250 2\.0\.0 OK: queued as \w+$`, queued: 1,
+			log: `smarthost did not take MAIL; the message will be accepted locally and queued`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, up := downHarness(t, "")
+			if !tt.down {
+				up()
+			}
+			if tt.inject != nil {
+				tt.inject(h.srv)
+			}
+			steps := append([]proxyStep{{"EHLO app.test\r\n", `^250-`}, {"", `^250-PIPELINING`}, {"", `^250-8BITMIME`},
+				{"", `^250-SIZE`}, {"", `^250-ENHANCEDSTATUSCODES`}, {"", `^250 SMTPUTF8`}},
+				message1(tt.rcpts, tt.rcptWants, tt.dotWant)...)
+			runSteps(t, h, append(steps, proxyStep{"QUIT\r\n", `^221 `}))
+			var got []string
+			for _, m := range h.srv.Messages() {
+				got = append(got, m.To...)
+			}
+			if !slices.Equal(got, tt.delivered) {
+				t.Errorf("delivered to %v, want %v", got, tt.delivered)
+			}
+			if n := h.spoolCount(""); n != tt.queued {
+				t.Errorf("%d queued, want %d", n, tt.queued)
+			}
+			if n := h.spoolCount("failed"); n != tt.failed {
+				t.Errorf("%d in failed/, want %d", n, tt.failed)
+			}
+			if tt.log != "" {
+				data, _ := os.ReadFile(h.log)
+				if !strings.Contains(string(data), tt.log) {
+					t.Errorf("log lacks %q:\n%s", tt.log, data)
+				}
+			}
+		})
+	}
+}
+
+// TestProxyOneSession: three messages in one -bs session (SwiftMailer's
+// pattern) use one smarthost connection; a transaction the client resets
+// and one it leaves in the middle of its data deliver nothing and queue
+// nothing.
+func TestProxyOneSession(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	var steps []proxyStep
+	steps = append(steps, proxyStep{"HELO app.test\r\n", `^250 `})
+	for i := range 3 {
+		steps = append(steps, message1([]string{fmt.Sprintf("r%d@example.com", i)}, []string{`^250 `}, `^250 2\.0\.0 `)...)
+	}
+	steps = append(steps, proxyStep{"MAIL FROM:<app@example.com>\r\n", `^250 `},
+		proxyStep{"RCPT TO:<reset@example.com>\r\n", `^250 `}, proxyStep{"RSET\r\n", `^250 `})
+	runSteps(t, h, append(steps, proxyStep{"QUIT\r\n", `^221 `}))
+	msgs := h.srv.Messages()
+	if len(msgs) != 3 {
+		t.Fatalf("smarthost got %d messages, want 3", len(msgs))
+	}
+	if n := h.srv.Sessions(); n != 1 {
+		t.Errorf("%d smarthost connections for 3 messages, want 1", n)
+	}
+
+	// The client's input ends in the middle of the data.
+	res := h.run([]string{"/usr/sbin/sendmail", "-bs"},
+		[]byte("HELO app.test\r\nMAIL FROM:<app@example.com>\r\nRCPT TO:<cut@example.com>\r\nDATA\r\nSubject: cut\r\n\r\nhalf"), stdinPipe)
+	if !strings.Contains(res.stdout, "354 ") {
+		t.Fatalf("no 354:\n%s", res.stdout)
+	}
+	if n := len(h.srv.Messages()); n != 3 {
+		t.Errorf("a message cut off mid-data was delivered (%d messages)", n)
+	}
+	if n := h.spoolCount(""); n != 0 {
+		t.Errorf("%d queued, want 0", n)
+	}
+}
+
+// TestProxyDaemon: relaymail -bd relays the smarthost's refusal of one
+// recipient at RCPT time (net/smtp sees the 550 with its text) and the
+// others get the message.
+func TestProxyDaemon(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	h.srv.SetRcptErr("bad@example.com", smtptest.Reply(550, "5.1.1", "no such user here"))
+	d := clStartDaemon(t, h)
+	defer d.stop()
+	c, err := smtp.Dial(d.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Mail("app@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rcpt("good@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	err = c.Rcpt("bad@example.com")
+	var te *textproto.Error
+	if !errors.As(err, &te) || te.Code != 550 || te.Msg != "5.1.1 no such user here" {
+		t.Fatalf("RCPT bad: %v, want the smarthost's 550", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(w, "Subject: via -bd\r\n\r\nhello\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatalf("end of data: %v", err)
+	}
+	c.Quit()
+	m := h.srv.WaitMessages(t, 1, 10*time.Second)[0]
+	if strings.Join(m.To, ",") != "good@example.com" {
+		t.Errorf("delivered to %v", m.To)
+	}
+}
