@@ -84,7 +84,7 @@ func (h *Handler) data(ctx context.Context, env *smtpd.Envelope, r io.Reader, qu
 	if queueNow && h.Config.Queue.Mode != config.QueueNever {
 		o.QueueOnly = true
 	}
-	return h.answer(ctx, msg, delivery.Submit(ctx, h.Config, msg, o), nil)
+	return h.answer(ctx, msg, delivery.Submit(ctx, h.Config, msg, o))
 }
 
 // accept runs the message through the intake of -bm: a nil message comes
@@ -110,11 +110,12 @@ func (h *Handler) deliveryOptions(ctx context.Context, opts *sendmail.Options) d
 }
 
 // answer turns the outcome of Submit or Settle into the reply to the
-// final dot. done, when set, is the smarthost's 250 for a message it took.
-func (h *Handler) answer(ctx context.Context, msg *sendmail.Message, err error, done *relay.Reply) *smtpd.Reply {
+// final dot. A message delivered or queued gets the same 250 (its id:
+// the smarthost's own 250 is in the log line).
+func (h *Handler) answer(ctx context.Context, msg *sendmail.Message, err error) *smtpd.Reply {
 	var f *delivery.Failure
 	if err == nil {
-		return replyAccepted(msg.ID, smarthostSaid(done))
+		return replyAccepted(msg.ID, "")
 	}
 	if !errors.As(err, &f) {
 		return replyTryAgain(oneLine(err))

@@ -54,6 +54,8 @@ type session struct {
 	// verdicts are the smarthost's replies per address (lower case) in
 	// this transaction: nil accepted, else its *relay.Error.
 	verdicts map[string]error
+	// declared8Bit: MAIL carried BODY=8BITMIME
+	declared8Bit bool
 }
 
 // NewSession makes the session state of the live proxy (smtpd.SessionMaker).
@@ -77,7 +79,7 @@ func (s *session) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string) *s
 		return nil
 	}
 	if s.mailErr != nil {
-		return replySmarthost(s.mailErr)
+		return replySmarthost(s.mailErr, "")
 	}
 	if s.tx == nil {
 		s.aliases, _ = sendmail.LoadAliases(s.h.Config) // warnings come with the message's intake
@@ -89,7 +91,7 @@ func (s *session) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string) *s
 	if s.tx == nil {
 		if !s.begin(ctx, env, targets) {
 			if s.mailErr != nil {
-				return replySmarthost(s.mailErr)
+				return replySmarthost(s.mailErr, "")
 			}
 			return nil
 		}
@@ -114,28 +116,22 @@ func (s *session) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string) *s
 	// bounced or queued after DATA, as -bm does); otherwise a deferral
 	// wins over a refusal, so that the client tries again.
 	var temp, perm error
+	var tempAddr, permAddr string
 	for _, t := range targets {
 		v := s.verdicts[strings.ToLower(t)]
 		switch {
 		case v == nil:
 			return nil
-		case relay.Temporary(v):
-			temp = cmp(temp, v)
-		default:
-			perm = cmp(perm, v)
+		case relay.Temporary(v) && temp == nil:
+			temp, tempAddr = v, t
+		case !relay.Temporary(v) && perm == nil:
+			perm, permAddr = v, t
 		}
 	}
 	if temp != nil {
-		return replySmarthost(temp)
+		return replySmarthost(temp, tempAddr)
 	}
-	return replySmarthost(perm)
-}
-
-func cmp(have, next error) error {
-	if have != nil {
-		return have
-	}
-	return next
+	return replySmarthost(perm, permAddr)
 }
 
 // targets are the addresses addr stands for after aliases and
@@ -178,10 +174,10 @@ func (s *session) begin(ctx context.Context, env *smtpd.Envelope, targets []stri
 			return false
 		}
 	}
-	// The content is not known before DATA: declare 8BITMIME whenever the
-	// smarthost offers it (a 7-bit body is valid 8BITMIME), and SIZE only
-	// as the client declared it.
-	renv := &relay.Envelope{From: sender, To: targets, Size: env.Size, EightBit: true,
+	// The content is not known before DATA: BODY=8BITMIME and SIZE as
+	// the client declared them (Data opens the transaction again for a
+	// body that turns out 8-bit undeclared).
+	renv := &relay.Envelope{From: sender, To: targets, Size: env.Size, EightBit: env.Body8Bit,
 		Notify: s.h.Options.Notify, Ret: s.h.Options.Ret, EnvID: s.h.Options.EnvID}
 	tx, err := s.rs.Begin(ctx, renv)
 	if err != nil && kept && s.rs.Broken() != nil {
@@ -204,7 +200,45 @@ func (s *session) begin(ctx context.Context, env *smtpd.Envelope, targets []stri
 		s.mailErr = err
 		return false
 	}
-	s.tx, s.sender, s.verdicts = tx, sender, map[string]error{}
+	s.tx, s.sender, s.verdicts, s.declared8Bit = tx, sender, map[string]error{}, env.Body8Bit
+	return true
+}
+
+// reopen runs the transaction again with what only the message could
+// tell: BODY=8BITMIME for an 8-bit body the client did not declare
+// (RFC 6152: the smarthost must be told), and the exact SIZE. RSET, MAIL,
+// then RCPT for each address accepted before; the verdicts are the new
+// ones. It reports false when the smarthost failed (the session is then
+// closed and the message is to be queued).
+func (s *session) reopen(ctx context.Context, msg *sendmail.Message) bool {
+	var again []string
+	for _, to := range msg.To {
+		if v, ok := s.verdicts[strings.ToLower(to)]; ok && v == nil {
+			again = append(again, to)
+		}
+	}
+	if err := s.tx.Reset(ctx); err != nil {
+		return false
+	}
+	env := msg.Envelope
+	env.To = again
+	env.Size = 0
+	if n, err := relay.WireSize(io.NewSectionReader(msg.Content(), 0, msg.Size())); err == nil {
+		env.Size = n
+	}
+	tx, err := s.rs.Begin(ctx, &env)
+	if err != nil {
+		s.tx = nil
+		return false
+	}
+	s.tx = tx
+	vs, err := tx.Rcpt(ctx, again...)
+	if err != nil {
+		return false
+	}
+	for i, a := range again {
+		s.verdicts[strings.ToLower(a)] = vs[i]
+	}
 	return true
 }
 
@@ -256,7 +290,7 @@ func (s *session) endTx(ctx context.Context) {
 
 // clear forgets the transaction's state once it has ended.
 func (s *session) clear() {
-	s.tx, s.local, s.mailErr, s.verdicts, s.aliases, s.sender = nil, "", nil, nil, nil, ""
+	s.tx, s.local, s.mailErr, s.verdicts, s.aliases, s.sender, s.declared8Bit = nil, "", nil, nil, nil, "", false
 }
 
 // Reset is the client's RSET (or HELO/EHLO) in a transaction.
@@ -307,7 +341,13 @@ func (s *session) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader) *s
 		// difference would send the message with the wrong MAIL FROM.
 		s.endTx(ctx)
 		s.h.Logger.Error("smtpgate: sender differs from MAIL FROM sent", "id", msg.ID)
-		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o), nil)
+		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o))
+	}
+	if _, offered := s.rs.Extensions()["8BITMIME"]; msg.EightBit && !s.declared8Bit && offered && !s.reopen(ctx, msg) {
+		s.endTx(ctx)
+		s.h.Logger.Info("smtpgate: the smarthost failed; the message is queued", "id", msg.ID)
+		o.QueueOnly = s.h.Config.Queue.Mode != config.QueueNever
+		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o))
 	}
 	accepted := 0
 	for _, to := range msg.To {
@@ -335,11 +375,7 @@ func (s *session) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader) *s
 		}
 		s.endTx(ctx) // closes a broken session
 	}
-	var done *relay.Reply
-	if a.Err == nil {
-		done = a.Result.Data
-	}
-	return s.h.answer(ctx, msg, delivery.Settle(s.h.Config, msg, o, start, a, nil), done)
+	return s.h.answer(ctx, msg, delivery.Settle(s.h.Config, msg, o, start, a, nil))
 }
 
 // errNotAsked stands for a recipient of the message the smarthost was not
