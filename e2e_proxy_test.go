@@ -1,11 +1,15 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/smtp"
 	"net/textproto"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -213,5 +217,51 @@ func TestProxyDaemon(t *testing.T) {
 	m := h.srv.WaitMessages(t, 1, 10*time.Second)[0]
 	if strings.Join(m.To, ",") != "good@example.com" {
 		t.Errorf("delivered to %v", m.To)
+	}
+}
+
+// TestProxySmtplib: Python's smtplib against -bd gets the smarthost's 550
+// for the refused recipient only (returned by sendmail, then raised as
+// SMTPRecipientsRefused when it is the only one); the other gets the
+// message.
+func TestProxySmtplib(t *testing.T) {
+	python := clLookTool(t, "python3", "python3")
+	h := newHarness(t, smtptest.Options{}, "", "")
+	h.srv.SetRcptErr("bad@example.com", smtptest.Reply(550, "5.1.1", "no such user here"))
+	d := clStartDaemon(t, h)
+	defer d.stop()
+	host, port, _ := strings.Cut(d.addr, ":")
+	out := clRunTool(t, nil, python, filepath.Join(clScripts, "smtplib_refused.py"), host, port)
+	var res struct {
+		Refused map[string][]any `json:"refused"`
+		Raised  map[string][]any `json:"raised"`
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		t.Fatalf("smtplib_refused.py printed %q: %v", out, err)
+	}
+	want := map[string][]any{"bad@example.com": {float64(550), "5.1.1 <bad@example.com>: no such user here"}}
+	if !reflect.DeepEqual(res.Refused, want) || !reflect.DeepEqual(res.Raised, want) {
+		t.Errorf("refused %v, raised %v; want %v for both", res.Refused, res.Raised, want)
+	}
+	m := h.srv.WaitMessages(t, 1, 10*time.Second)
+	if len(m) != 1 || strings.Join(m[0].To, ",") != "good@example.com" {
+		t.Errorf("smarthost got %d messages, the first to %v", len(m), m[0].To)
+	}
+}
+
+// TestProxySwaks: swaks driving -bs shows the smarthost's own reply to a
+// refused recipient.
+func TestProxySwaks(t *testing.T) {
+	swaks, err := exec.LookPath("swaks")
+	if err != nil {
+		t.Skip("swaks is not installed (apt-get install swaks)")
+	}
+	h := newHarness(t, smtptest.Options{}, "", "")
+	h.srv.SetRcptErr("bad@example.com", smtptest.Reply(550, "5.7.1", "relaying denied for this one"))
+	cmd := exec.Command(swaks, "--pipe", binary+" -bs", "--from", "app@example.com", "--to", "bad@example.com")
+	cmd.Env = []string{"PATH=/usr/bin:/bin", noExitSleep, "RELAYMAIL_CONFIG=" + h.config}
+	out, _ := cmd.CombinedOutput() // swaks exits non-zero for the refusal
+	if !strings.Contains(string(out), "<** 550 5.7.1 <bad@example.com>: relaying denied for this one") {
+		t.Errorf("swaks does not show the smarthost's 550:\n%s", out)
 	}
 }
