@@ -265,3 +265,21 @@ func TestProxySwaks(t *testing.T) {
 		t.Errorf("swaks does not show the smarthost's 550:\n%s", out)
 	}
 }
+
+// TestProxyUndeclared8Bit: an 8-bit body the client did not declare with
+// BODY=8BITMIME reaches the smarthost under BODY=8BITMIME (the
+// transaction is opened again before DATA), on the same connection.
+func TestProxyUndeclared8Bit(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	runSteps(t, h, []proxyStep{{"HELO app.test\r\n", `^250 `},
+		{"MAIL FROM:<app@example.com>\r\n", `^250 `}, {"RCPT TO:<a@example.com>\r\n", `^250 `},
+		{"DATA\r\n", `^354 `}, {"Subject: x\r\n\r\nGr\xc3\xbc\xc3\x9fe\r\n.\r\n", `^250 2\.0\.0 `},
+		{"QUIT\r\n", `^221 `}})
+	msgs := h.srv.Messages()
+	if len(msgs) != 1 || msgs[0].MailOptions.Body != "8BITMIME" || strings.Join(msgs[0].To, ",") != "a@example.com" {
+		t.Fatalf("smarthost got %d messages: %+v", len(msgs), msgs)
+	}
+	if n := h.srv.Sessions(); n != 1 {
+		t.Errorf("%d smarthost connections, want 1", n)
+	}
+}
