@@ -47,8 +47,8 @@ type session struct {
 	down error          // why no smarthost could be had: the rest of the session is local
 
 	tx      *relay.Tx
-	local   string           // non-empty: this transaction goes the -bm way, and why
-	mailErr error            // the smarthost refused MAIL for good: every RCPT gets its reply
+	local   string // non-empty: this transaction goes the -bm way, and why
+	mailErr error  // the smarthost refused MAIL for good: every RCPT gets its reply
 	aliases *sendmail.Aliases
 	sender  string
 	// verdicts are the smarthost's replies per address (lower case) in
