@@ -117,8 +117,23 @@ func Submit(ctx context.Context, cfg *config.Config, msg *sendmail.Message, o Op
 		return refusal(refused, nil, 0, len(msg.To))
 	}
 
-	final, failed, err := relay.Deliver(ctx, hostsNotice(cfg, o.Notice), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
+	final, failed, _ := relay.Deliver(ctx, hostsNotice(cfg, o.Notice), relay.Options{LocalName: cfg.Hostname, Trace: o.Trace},
 		&msg.Envelope, msg.Content(), msg.Size())
+	return Settle(cfg, msg, o, start, final, failed)
+}
+
+// Settle finishes a message once its delivery was attempted: final is the
+// last attempt (its Result one entry per msg.To when a transaction took
+// place), failed the hosts tried before it. It queues what failed
+// temporarily, as the mode allows, keeps what must be kept, writes the log
+// lines and returns Submit's outcome. Submit uses it after relay.Deliver;
+// the live proxy of -bs and -bd (package smtpgate) after the transaction
+// it ran step by step.
+func Settle(cfg *config.Config, msg *sendmail.Message, o Options, start time.Time, final relay.Attempt, failed []relay.Attempt) error {
+	now := start
+	err := final.Err
+	refused := append([]string(nil), msg.Invalid...)
+	mode := cfg.Queue.Mode
 	var deferred, refusedRes []relay.RecipientResult
 	var accepted []string
 	if err == nil {

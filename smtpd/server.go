@@ -175,6 +175,8 @@ func (s *Server) serveConn(ctx context.Context, r io.Reader, w io.Writer, remote
 		return nil
 	}
 	defer s.unregister(ss)
+	ss.startHandler()
+	defer ss.endHandler()
 	stop := context.AfterFunc(ctx, func() { ss.stop(true) })
 	defer stop()
 	return ss.run()

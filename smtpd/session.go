@@ -73,6 +73,8 @@ type session struct {
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	closer io.Closer // closed on a hard stop (the net.Conn of Serve)
+	h      Handler   // Server.Handler, or the session's own (SessionMaker)
+	sh     SessionHandler
 	remote string
 	log    *slog.Logger
 
@@ -314,7 +316,7 @@ func (ss *session) dispatch(cmd command) (done bool, err error) {
 			ss.reply(syntaxReply("Syntax: RSET"))
 			return ss.countError(), nil
 		}
-		ss.env = nil
+		ss.resetTx()
 		ss.reply(replyOK)
 	case "NOOP":
 		ss.reply(replyOK)
@@ -361,7 +363,8 @@ func (ss *session) hello(cmd command) bool {
 		ss.reply(syntaxReply("Syntax: " + cmd.verb + " hostname"))
 		return true
 	}
-	ss.helo, ss.esmtp, ss.env = cmd.arg, cmd.verb == "EHLO", nil
+	ss.resetTx()
+	ss.helo, ss.esmtp = cmd.arg, cmd.verb == "EHLO"
 	host := ss.srv.hostname()
 	if !ss.esmtp {
 		ss.bw.WriteString("250 " + host + "\r\n")
@@ -459,7 +462,7 @@ func (ss *session) callRcpt(ctx context.Context, addr string) (r *Reply) {
 			r = replyHandlerBug
 		}
 	}()
-	return ss.srv.Handler.Rcpt(ctx, ss.env, addr)
+	return ss.h.Rcpt(ctx, ss.env, addr)
 }
 
 // data handles DATA (RFC 5321 §4.1.1.4): 354, the message streamed to the
@@ -585,7 +588,7 @@ func (ss *session) callData(ctx context.Context, env *Envelope, dr *dataReader) 
 			r, sawEOF = replyHandlerBug, false
 		}
 	}()
-	r = ss.srv.Handler.Data(ctx, env, tr)
+	r = ss.h.Data(ctx, env, tr)
 	return r, tr.eof
 }
 

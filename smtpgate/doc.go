@@ -5,8 +5,9 @@
 // queue). Its replies, named in reply.go, carry the outcome.
 //
 // smtpd is the protocol engine and knows nothing of relaymail; this
-// package owns what relaymail answers. The live proxy of issue 11 (one
-// smarthost session per client session, the smarthost's RCPT verdicts
-// relayed at RCPT time, the message streamed while it is spooled) grows
-// here: Handler already holds the per-server state a session needs.
+// package owns what relaymail answers. Handler is an smtpd.SessionMaker:
+// each client session is a live proxy (proxy.go) with one smarthost
+// session, the smarthost's RCPT verdicts relayed at RCPT time and the
+// spooled message streamed at DATA; what the smarthost cannot take goes
+// the -bm way (Handler.Data) and is queued.
 package smtpgate

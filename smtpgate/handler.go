@@ -65,24 +65,54 @@ func (h *Handler) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string) *s
 // or queued, the smarthost's permanent reply when it refused the message
 // or every recipient, 451 when it could neither deliver nor queue. A
 // recipient refused while others got the message is bounced to the
-// sender, as an MTA does once it has said 250.
+// sender, as an MTA does once it has said 250. It is the path of a
+// session without a live smarthost transaction (see session).
 func (h *Handler) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader) *smtpd.Reply {
+	return h.data(ctx, env, r, false)
+}
+
+// data is Data; queueNow queues the message without trying the
+// smarthost (it has just failed this very transaction).
+func (h *Handler) data(ctx context.Context, env *smtpd.Envelope, r io.Reader, queueNow bool) *smtpd.Reply {
 	opts := *h.Options
-	opts.Body8BitMIME = env.Body8Bit
-	msg, err := delivery.NewAcceptor(h.Config, h.Caller, h.Queue).AcceptSMTP(r, &opts, env.From, env.To)
-	if err != nil {
-		if errors.Is(err, sendmail.ErrData) {
-			return replyBadMessage(oneLine(err))
-		}
-		return replyTryAgain(oneLine(err))
+	msg, rep := h.accept(env, r, &opts)
+	if rep != nil {
+		return rep
 	}
 	defer msg.Close()
+	o := h.deliveryOptions(ctx, &opts)
+	if queueNow && h.Config.Queue.Mode != config.QueueNever {
+		o.QueueOnly = true
+	}
+	return h.answer(ctx, msg, delivery.Submit(ctx, h.Config, msg, o))
+}
+
+// accept runs the message through the intake of -bm: a nil message comes
+// with the reply refusing it.
+func (h *Handler) accept(env *smtpd.Envelope, r io.Reader, opts *sendmail.Options) (*sendmail.Message, *smtpd.Reply) {
+	opts.Body8BitMIME = env.Body8Bit
+	msg, err := delivery.NewAcceptor(h.Config, h.Caller, h.Queue).AcceptSMTP(r, opts, env.From, env.To)
+	if err != nil {
+		if errors.Is(err, sendmail.ErrData) {
+			return nil, replyBadMessage(oneLine(err))
+		}
+		return nil, replyTryAgain(oneLine(err))
+	}
 	for _, w := range msg.Warnings {
 		h.Logger.Warn(w)
 	}
-	o := delivery.Options{Logger: h.Logger, Caller: h.Caller, QueueOnly: opts.QueueOnly, Queue: h.Queue, QueueErr: h.QueueErr, Told: true,
+	return msg, nil
+}
+
+func (h *Handler) deliveryOptions(ctx context.Context, opts *sendmail.Options) delivery.Options {
+	return delivery.Options{Logger: h.Logger, Caller: h.Caller, QueueOnly: opts.QueueOnly, Queue: h.Queue, QueueErr: h.QueueErr, Told: true,
 		Abandoned: func() bool { return ctx.Err() != nil }}
-	err = delivery.Submit(ctx, h.Config, msg, o)
+}
+
+// answer turns the outcome of Submit or Settle into the reply to the
+// final dot. A message delivered or queued gets the same 250 (its id:
+// the smarthost's own 250 is in the log line).
+func (h *Handler) answer(ctx context.Context, msg *sendmail.Message, err error) *smtpd.Reply {
 	var f *delivery.Failure
 	if err == nil {
 		return replyAccepted(msg.ID, "")

@@ -62,3 +62,24 @@ func replyFrom(err error, text string) *smtpd.Reply {
 func oneLine(err error) string {
 	return strings.ReplaceAll(err.Error(), "\n", " ")
 }
+
+// replySmarthost relays the smarthost's own refusal of a recipient (4xx
+// or 5xx at RCPT, or at MAIL for every recipient): its code, enhanced
+// code and text, so that the client reports what the smarthost said.
+// When the text does not name the address, "<addr>: " goes before it:
+// clients such as Symfony Mailer show the reply but not the command, and
+// an alias's target is an address the client never sent.
+func replySmarthost(err error, addr string) *smtpd.Reply {
+	var e *relay.Error
+	if errors.As(err, &e) && e.Code >= 400 && e.Code < 600 {
+		text := strings.Join(e.Lines, " ")
+		if addr != "" && !strings.Contains(strings.ToLower(text), strings.ToLower(addr)) {
+			text = "<" + addr + ">: " + text
+		}
+		return &smtpd.Reply{Code: e.Code, Enhanced: e.Enhanced, Text: text}
+	}
+	if relay.Temporary(err) {
+		return replyTryAgain(oneLine(err))
+	}
+	return &smtpd.Reply{Code: 550, Enhanced: "5.1.1", Text: oneLine(err)}
+}
