@@ -144,19 +144,28 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	}
 
 	_, pipelining := s.ext["PIPELINING"]
+	_, chunking := s.ext["CHUNKING"]
+	// BDAT (RFC 3030) for a large message: the server need not scan it
+	// for the final dot. A smaller one goes with DATA, where QUIT can
+	// ride behind the final dot; RFC 3030 shows QUIT only after the reply
+	// to BDAT LAST, and servers are known to mishandle it earlier.
+	bdat := chunking && env.Size >= bdatMinSize
 	s.inTx = true
 	var (
 		mailErr   error
 		accepted  int
+		envDone   bool
 		dataSent  bool
 		dataReply *Reply
 	)
 	// Groups of commands, each one write and then its replies in order.
 	// Without PIPELINING: [MAIL] [RCPT] ... [DATA], one round trip each,
 	// and no DATA when no RCPT was accepted. With it: [MAIL RCPT*100]
-	// [RCPT*100] ... the last group ending in DATA (RFC 2920 §3.1).
+	// [RCPT*100] ... the last group ending in DATA (RFC 2920 §3.1). With
+	// BDAT there is no DATA: the chunks follow once every MAIL and RCPT
+	// reply is in (RFC 3030 §2).
 	first, i := true, 0
-	for !dataSent && mailErr == nil {
+	for !envDone && mailErr == nil {
 		var cmds []command
 		if first {
 			cmds = append(cmds, mail)
@@ -175,10 +184,16 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 			if !pipelining && accepted == 0 {
 				break // no DATA without a recipient
 			}
-			cmds = append(cmds, command{name: "DATA", line: "DATA"})
-			dataSent = true
+			envDone = true
+			if !bdat {
+				cmds = append(cmds, command{name: "DATA", line: "DATA"})
+				dataSent = true
+			}
 		}
 		first = false
+		if len(cmds) == 0 {
+			break // BDAT without PIPELINING: the last RCPT has its reply
+		}
 		if err := s.write(cmds...); err != nil {
 			return fail(err)
 		}
@@ -237,57 +252,19 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	if accepted == 0 {
 		return res, nil
 	}
-	if err := s.expect("DATA", "", dataReply, 3); err != nil {
-		return fail(err)
-	}
-	if n := s.br.Buffered(); n > 0 {
-		// Nothing may follow the 354 until the final dot: a reply queued
-		// behind it would be read as the answer to the dot, and the real
-		// one (perhaps a 554) taken for the reply to QUIT. The dialogue is
-		// out of step; send nothing.
-		e := clientError("DATA", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its 354 reply, before the message", n))
-		s.broken = e
-		return fail(e)
-	}
-
-	// The message itself.
-	dw := newDotWriter(s.bw)
-	if _, err := io.Copy(dw, msgReader{msg}); err != nil {
-		// Whether the reader or the connection failed, the message on the
-		// wire is incomplete and must not be terminated: drop the
-		// connection so that the server discards it.
-		var rerr *readError
-		if errors.As(err, &rerr) {
-			err = fmt.Errorf("relay: reading the message: %w", rerr.err)
-			if s.broken == nil {
-				s.broken = err
-			}
-		} else {
-			err = s.transportErr("write message body", err)
+	var (
+		r    *Reply
+		last = "end of data" // the command whose reply says whether the message went
+	)
+	if bdat {
+		last = "BDAT"
+		r, err = s.sendChunks(msg, pipelining)
+	} else {
+		if err := s.expect("DATA", "", dataReply, 3); err != nil {
+			return fail(err)
 		}
-		_ = s.Close()
-		return fail(err)
+		r, err = s.sendData(msg)
 	}
-	if err := dw.Close(); err != nil {
-		return fail(s.transportErr("write message body", err))
-	}
-	s.tr.body(dw.n)
-	s.tr.client(".")
-	if s.quitAfterData {
-		// RFC 2920 §3.1: QUIT may close a group; its reply arrives with
-		// the one to the final dot, saving the round trip of its own.
-		if _, err := s.bw.WriteString("QUIT\r\n"); err != nil {
-			return fail(s.transportErr("write QUIT", err))
-		}
-		s.tr.client("QUIT")
-		s.quitSent = true
-	}
-	if err := s.bw.Flush(); err != nil {
-		return fail(s.transportErr("write message body", err))
-	}
-	s.readTimeout = s.host.dataTimeout()
-	r, err := s.readReply("end of data", "")
-	s.readTimeout = s.timeout
 	if err != nil {
 		return fail(err)
 	}
@@ -295,12 +272,12 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		// RFC 5321 §4.3.2: 250 is the only success reply to the data.
 		// Anything else of class 2 (say a 221 that answers a pipelined
 		// QUIT) means the dialogue is out of step: not a delivery.
-		e := replyError("end of data", "", r)
+		e := replyError(last, "", r)
 		e.class = ErrUnknownReply
 		s.broken = e
 		return fail(e)
 	}
-	if err := s.expect("end of data", "", r, 2); err != nil {
+	if err := s.expect(last, "", r, 2); err != nil {
 		if s.broken == nil {
 			s.inTx = false // the transaction is over either way (RFC 5321 §4.1.1.4)
 		}
@@ -309,6 +286,183 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	s.inTx = false
 	res.Data = r
 	return res, nil
+}
+
+// bdatMinSize is the size on the wire from which Send uses BDAT when the
+// server offers CHUNKING; below it the round trip QUIT can save after DATA
+// is worth more than what BDAT saves the server.
+const bdatMinSize = 1 << 20
+
+// bdatWindow is how many BDAT chunks may await their replies when the
+// server offers PIPELINING: enough to keep the connection busy while the
+// replies travel, few enough that a refusal stops the rest soon.
+const bdatWindow = 4
+
+// sendData sends the message after the 354 reply to DATA: dot-stuffed,
+// then the final dot (with QUIT behind it for SendAndQuit), and returns
+// the reply to the dot.
+func (s *Session) sendData(msg io.Reader) (*Reply, error) {
+	if n := s.br.Buffered(); n > 0 {
+		// Nothing may follow the 354 until the final dot: a reply queued
+		// behind it would be read as the answer to the dot, and the real
+		// one (perhaps a 554) taken for the reply to QUIT. The dialogue is
+		// out of step; send nothing.
+		e := clientError("DATA", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its 354 reply, before the message", n))
+		s.broken = e
+		return nil, e
+	}
+	bp := outBufs.Get().(*[]byte)
+	defer outBufs.Put(bp)
+	// Each full buffer goes straight to the connection (bufio passes a
+	// write larger than its own buffer through); the last stays in s.bw
+	// for QUIT to join it.
+	dw := newDotWriter(*bp, true, func(b []byte, _ bool) error {
+		_, err := s.bw.Write(b[chunkHead:])
+		return err
+	})
+	if err := s.encodeBody(dw, msg, "write message body"); err != nil {
+		return nil, err
+	}
+	s.tr.body(dw.n)
+	s.tr.client(".")
+	if s.quitAfterData {
+		// RFC 2920 §3.1: QUIT may close a group; its reply arrives with
+		// the one to the final dot, saving the round trip of its own.
+		if _, err := s.bw.WriteString("QUIT\r\n"); err != nil {
+			return nil, s.transportErr("write QUIT", err)
+		}
+		s.tr.client("QUIT")
+		s.quitSent = true
+	}
+	if err := s.bw.Flush(); err != nil {
+		return nil, s.transportErr("write message body", err)
+	}
+	s.readTimeout = s.host.dataTimeout()
+	r, err := s.readReply("end of data", "")
+	s.readTimeout = s.timeout
+	return r, err
+}
+
+// sendChunks sends the message as BDAT chunks (RFC 3030 §2), neither
+// stuffed nor terminated, the last one "BDAT n LAST", and returns the
+// reply to that one. With PIPELINING the server must take chunks
+// pipelined (RFC 3030 §2), so up to bdatWindow go out before their
+// replies are read; without it each chunk waits for its 250. After a
+// refused chunk no other is sent (RFC 3030 §2); the replies to those
+// already on their way are read, to stay in step, and the transaction is
+// left for the next Send to reset.
+func (s *Session) sendChunks(msg io.Reader, pipelining bool) (*Reply, error) {
+	if n := s.br.Buffered(); n > 0 {
+		e := clientError("BDAT", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its replies to the envelope", n))
+		s.broken = e
+		return nil, e
+	}
+	window := 1
+	if pipelining {
+		window = bdatWindow
+	}
+	var (
+		pending int   // chunks sent whose reply is not read
+		refused error // the first chunk refused
+		final   *Reply
+	)
+	// settle reads the reply to the oldest chunk in flight.
+	settle := func() error {
+		pending--
+		r, err := s.readReply("BDAT", "")
+		if err != nil {
+			return err
+		}
+		if refused == nil {
+			refused = s.expect("BDAT", "", r, 2)
+		}
+		return nil
+	}
+	bp := outBufs.Get().(*[]byte)
+	defer outBufs.Put(bp)
+	dw := newDotWriter(*bp, false, func(b []byte, last bool) error {
+		line := "BDAT " + strconv.Itoa(len(b)-chunkHead)
+		if last {
+			line += " LAST"
+		}
+		// The command goes into the room in front of the chunk: one write.
+		start := chunkHead - len(line) - 2
+		copy(b[start:], line)
+		copy(b[start+len(line):], "\r\n")
+		s.tr.client(line)
+		if _, err := s.bw.Write(b[start:]); err != nil {
+			return s.transportErr("write "+line, err)
+		}
+		if err := s.bw.Flush(); err != nil {
+			return s.transportErr("write "+line, err)
+		}
+		pending++
+		for pending > 0 && (pending >= window || last) {
+			if last && pending == 1 {
+				s.readTimeout = s.host.dataTimeout()
+				r, err := s.readReply("BDAT", "")
+				s.readTimeout = s.timeout
+				pending--
+				if err != nil {
+					return err
+				}
+				final = r
+				break
+			}
+			if err := settle(); err != nil {
+				return err
+			}
+		}
+		return refused
+	})
+	err := s.encodeBody(dw, msg, "write BDAT")
+	if refused != nil && s.broken == nil {
+		// Stopped sending: collect the replies to the chunks in flight.
+		for pending > 0 {
+			if err := settle(); err != nil {
+				return nil, err
+			}
+		}
+		return nil, refused
+	}
+	if err != nil {
+		return nil, err
+	}
+	return final, nil
+}
+
+// encodeBody runs msg through dw and closes it. When the reader or the
+// connection fails, the message on the wire is incomplete and must not be
+// ended: the connection is dropped so that the server discards it. A
+// refusal from the server (an *Error from emit) is returned as it is.
+func (s *Session) encodeBody(dw *dotWriter, msg io.Reader, op string) error {
+	_, err := dw.ReadFrom(msg)
+	if err == nil {
+		err = dw.Close()
+	}
+	if err == nil {
+		return nil
+	}
+	var (
+		rerr *readError
+		serr *Error
+		terr *TransportError
+	)
+	switch {
+	case errors.As(err, &rerr):
+		err = fmt.Errorf("relay: reading the message: %w", rerr.err)
+		if s.broken == nil {
+			s.broken = err
+		}
+	case errors.As(err, &serr):
+		if s.broken == nil {
+			return err // the session is in step: the refusal is the answer
+		}
+	case !errors.As(err, &terr):
+		err = s.transportErr(op, err)
+	}
+	_ = s.Close()
+	return err
 }
 
 // SendAndQuit is Send for the last message of a session, followed by
@@ -336,22 +490,6 @@ func (s *Session) SendAndQuit(ctx context.Context, env *Envelope, msg io.Reader)
 	}
 	_ = s.Close()
 	return res, err
-}
-
-// readError marks a failure of the message reader, as opposed to the
-// connection, inside io.Copy.
-type readError struct{ err error }
-
-func (e *readError) Error() string { return e.err.Error() }
-
-type msgReader struct{ r io.Reader }
-
-func (m msgReader) Read(p []byte) (int, error) {
-	n, err := m.r.Read(p)
-	if err != nil && err != io.EOF {
-		err = &readError{err}
-	}
-	return n, err
 }
 
 // envelopeCommands checks env against the server's extensions and builds
