@@ -93,6 +93,63 @@ func TestDotWriter(t *testing.T) {
 			if n != int64(len(tt.want)-3) {
 				t.Errorf("%s (chunk %d): counted %d octets, want %d", tt.name, chunk, n, len(tt.want)-3)
 			}
+			// BDAT carries the same message: no stuffing, no terminator,
+			// the breaks where DATA has them, WireSize octets in all.
+			bdat, n := encode(t, tt.in, chunk, false)
+			if want := unstuff(t, tt.want); bdat != want {
+				t.Errorf("%s (chunk %d) for BDAT: got %q, want %q", tt.name, chunk, clip(bdat), clip(want))
+			}
+			if size, _ := WireSize(strings.NewReader(tt.in)); n != int64(len(bdat)) || n != size {
+				t.Errorf("%s (chunk %d) for BDAT: counted %d, wrote %d, WireSize %d", tt.name, chunk, n, len(bdat), size)
+			}
+		}
+	}
+}
+
+// A message several buffers long: each full buffer goes to emit, output
+// is the same whatever the buffer size, and BDAT's chunks add up to
+// WireSize.
+func TestDotWriterBuffers(t *testing.T) {
+	in := strings.Repeat(".dot line\n"+strings.Repeat("z", 1500)+"\r\rcr\r\n", 400)
+	want, _ := encode(t, in, 0, true)
+	size, err := WireSize(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, stuff := range []bool{true, false} {
+		for _, bufSize := range []int{chunkHead + 2*stepRoom, 4096, chunkHead + chunkSize} {
+			var out bytes.Buffer
+			emits := 0
+			dw := newDotWriter(make([]byte, 0, bufSize), stuff, func(b []byte, last bool) error {
+				emits++
+				if len(b) > bufSize {
+					t.Fatalf("buffer grew to %d octets, given %d", len(b), bufSize)
+				}
+				out.Write(b[chunkHead:])
+				return nil
+			})
+			if _, err := dw.ReadFrom(strings.NewReader(in)); err != nil {
+				t.Fatal(err)
+			}
+			if err := dw.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if !stuff {
+				if int64(out.Len()) != size {
+					t.Errorf("buffer %d: BDAT wrote %d octets, WireSize %d", bufSize, out.Len(), size)
+				}
+				if u := unstuff(t, want); got != u {
+					t.Errorf("buffer %d: BDAT output differs from DATA's unstuffed", bufSize)
+				}
+				continue
+			}
+			if got != want {
+				t.Errorf("buffer %d: output differs (%d octets, want %d)", bufSize, len(got), len(want))
+			}
+			if min := len(want) / bufSize; emits < min {
+				t.Errorf("buffer %d: %d emits for %d octets", bufSize, emits, len(want))
+			}
 		}
 	}
 }
@@ -203,6 +260,14 @@ func FuzzDotWriter(f *testing.F) {
 			t.Fatalf("counted %d, wrote %d", n, len(got)-3)
 		}
 		checkDotOutput(t, in, got)
+		// BDAT: the same message unstuffed, WireSize octets long.
+		bdat, _ := encode(t, in, int(chunk), false)
+		if u := unstuff(t, got); bdat != u {
+			t.Fatalf("BDAT output %q, want DATA's unstuffed %q", clip(bdat), clip(u))
+		}
+		if size, _ := WireSize(strings.NewReader(in)); size != int64(len(bdat)) {
+			t.Fatalf("WireSize %d, BDAT sent %d", size, len(bdat))
+		}
 	})
 }
 
