@@ -168,37 +168,7 @@ func (t *Tx) Data(ctx context.Context, msg io.Reader) (*Reply, error) {
 	if err := s.expect("DATA", "", r, 3); err != nil {
 		return nil, err
 	}
-	if n := s.br.Buffered(); n > 0 {
-		// Nothing may follow the 354 (see Send).
-		e := clientError("DATA", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its 354 reply, before the message", n))
-		s.broken = e
-		return nil, e
-	}
-	dw := newDotWriter(s.bw)
-	if _, err := io.Copy(dw, msgReader{msg}); err != nil {
-		var rerr *readError
-		if errors.As(err, &rerr) {
-			err = fmt.Errorf("relay: reading the message: %w", rerr.err)
-			if s.broken == nil {
-				s.broken = err
-			}
-		} else {
-			err = s.transportErr("write message body", err)
-		}
-		_ = s.Close()
-		return nil, err
-	}
-	if err := dw.Close(); err != nil {
-		return nil, s.transportErr("write message body", err)
-	}
-	s.tr.body(dw.n)
-	s.tr.client(".")
-	if err := s.bw.Flush(); err != nil {
-		return nil, s.transportErr("write message body", err)
-	}
-	s.readTimeout = s.host.dataTimeout()
-	r, err = s.readReply("end of data", "")
-	s.readTimeout = s.timeout
+	r, err = s.sendData(msg) // the body step Send takes after DATA
 	if err != nil {
 		return nil, err
 	}
