@@ -379,8 +379,8 @@ func TestClientsPHPMailers(t *testing.T) {
 			if !res.OK {
 				t.Fatalf("%s reports failure: %s\n%s", tt.lib, res.Error, out)
 			}
-			if tt.flags == "-bs" && tt.lib == "symfony" && !regexp.MustCompile(`(?m)^< 250 2\.0\.0 OK: queued as \w+`).MatchString(res.Debug) {
-				t.Errorf("Symfony's transcript lacks relaymail's 250 for the dot:\n%s", res.Debug)
+			if tt.flags == "-bs" && tt.lib == "symfony" && !regexp.MustCompile(`(?m)^< 250 2\.0\.0 OK: queued\s*$`).MatchString(res.Debug) {
+				t.Errorf("Symfony's transcript lacks the smarthost's 250 for the dot:\n%s", res.Debug)
 			}
 			msgs := h.srv.WaitMessages(t, 1, 10*time.Second)
 			if len(msgs) != 1 {
@@ -787,7 +787,8 @@ func clCheckOnce(t *testing.T, msgs []smtptest.Message, sums map[[32]byte]int) {
 // TestClientsParallelSessions: 200 sessions at once on one relaymail -bd,
 // with a live smarthost (each message delivered once, byte for byte) and
 // with a dead one (each answered 250 and queued; a later -q delivers each
-// once). Every client gets 250 for its message, with distinct ids.
+// once). Every client gets 250 for its message: the smarthost's own
+// when it took the message live, else ours with distinct ids.
 func TestClientsParallelSessions(t *testing.T) {
 	t.Parallel()
 	const n = 200
@@ -795,6 +796,9 @@ func TestClientsParallelSessions(t *testing.T) {
 		t.Helper()
 		ids := make(map[string]bool)
 		for i, r := range replies {
+			if r == "250 2.0.0 OK: queued" { // go-smtp's, relayed
+				continue
+			}
 			m := regexp.MustCompile(`^250 2\.0\.0 OK: queued as (\w+)$`).FindStringSubmatch(r)
 			if m == nil {
 				if r != "" { // an empty reply is already reported
@@ -1043,7 +1047,7 @@ func TestClientsSIGTERMMidData(t *testing.T) {
 			if _, err := io.WriteString(busy.c, rest+".\r\n"); err != nil {
 				t.Fatalf("the rest of the data: %v", err)
 			}
-			busy.expect("250 2.0.0 OK: queued as ")
+			busy.expect("250 2.0.0 OK: queued") // the smarthost's, or ours with "as ID"
 			if line, err := busy.reply(); err == nil && !strings.HasPrefix(line, "421 ") {
 				t.Errorf("after its 250 the session got %q, want 421 or the end", line)
 			}

@@ -84,13 +84,13 @@ func TestProxyBS(t *testing.T) {
 			s.SetRcptErr("bad@example.com", smtptest.Reply(550, "5.1.1", "no such user here"))
 		}, rcpts: []string{"good@example.com", "bad@example.com", "root"},
 			rcptWants: []string{ok, `^550 5\.1\.1 <bad@example\.com>: no such user here$`, ok},
-			dotWant:   `^250 2\.0\.0 OK: queued as \w+$`,
+			dotWant:   `^250 2\.0\.0 OK: queued$`, // go-smtp's own
 			delivered: []string{"good@example.com", "admin@example.com"}},
 		{name: "452 at RCPT comes back as 452", inject: func(s *smtptest.Server) {
 			s.SetRcptErr("full@example.com", smtptest.Reply(452, "4.2.2", "mailbox full"))
 		}, rcpts: []string{"full@example.com", "good@example.com"},
 			rcptWants: []string{`^452 4\.2\.2 <full@example\.com>: mailbox full$`, ok},
-			dotWant:   `^250 2\.0\.0 `, delivered: []string{"good@example.com"}},
+			dotWant:   `^250 2\.0\.0 OK: queued$`, delivered: []string{"good@example.com"}},
 		{name: "554 at end of data comes back as 554, nothing kept", inject: func(s *smtptest.Server) {
 			s.SetDataErr(smtptest.Reply(554, "5.7.1", "looks like spam"))
 		}, rcpts: []string{"good@example.com"}, rcptWants: []string{ok},
@@ -281,5 +281,37 @@ func TestProxyUndeclared8Bit(t *testing.T) {
 	}
 	if n := h.srv.Sessions(); n != 1 {
 		t.Errorf("%d smarthost connections, want 1", n)
+	}
+}
+
+// TestProxyDotReply: a message the smarthost took live is answered with
+// the smarthost's own reply to the final dot (code, enhanced code, its
+// lines joined), cleaned of control characters so that the smarthost's
+// text cannot forge a line of the client's dialogue; a message queued
+// instead is answered with our 250 and its queue id.
+func TestProxyDotReply(t *testing.T) {
+	tests := []struct {
+		name string
+		dot  string // the smarthost's reply to the final dot
+		want string // regexp for the client's
+	}{
+		{"one line", "250 2.6.0 Ok: queued as SMART1\r\n", `^250 2\.6\.0 Ok: queued as SMART1$`},
+		{"several lines, joined", "250-2.0.0 Ok\r\n250 2.0.0 queued as SMART2\r\n", `^250 2\.0\.0 Ok queued as SMART2$`},
+		{"control characters dropped", "250 2.0.0 queued\x1b[2J as\rSMART3\x07\r\n", `^250 2\.0\.0 queued\[2J asSMART3$`},
+		{"no enhanced code: ours", "250 queued as SMART4\r\n", `^250 2\.0\.0 queued as SMART4$`},
+		{"4xx: queued, our 250 and id", "451 4.3.0 try again\r\n", `^250 2\.0\.0 OK: queued as \w+$`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := &rawSMTP{ehlo: "250-mx.test\r\n250 PIPELINING\r\n", dot: tt.dot}
+			h := rawHarness(t, srv.start(t), "", "")
+			runSteps(t, h, []proxyStep{{"HELO app.test\r\n", `^250 `},
+				{"MAIL FROM:<app@example.com>\r\n", `^250 `}, {"RCPT TO:<a@example.com>\r\n", `^250 `},
+				{"DATA\r\n", `^354 `}, {"Subject: x\r\n\r\nhello\r\n.\r\n", tt.want},
+				{"QUIT\r\n", `^221 `}})
+			if n := srv.conns.Load(); n != 1 {
+				t.Errorf("%d smarthost connections, want 1", n)
+			}
+		})
 	}
 }

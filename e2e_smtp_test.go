@@ -38,12 +38,13 @@ func TestSMTPPersonality(t *testing.T) {
 		wantMsgs  int    // messages at the smarthost, bounces included
 		queued    int
 	}{
-		{"delivered", nil, []string{"a@example.com", "root"}, `^250 2\.0\.0 OK: queued as \w+$`, 1, 0},
+		// Delivered live: the smarthost's own reply to the dot (go-smtp's).
+		{"delivered", nil, []string{"a@example.com", "root"}, `^250 2\.0\.0 OK: queued$`, 1, 0},
 		// A recipient the smarthost refuses is refused at RCPT (TestProxyBS);
 		// the client then sends DATA for the others.
 		{"one refused: 550 at RCPT, no bounce", func(s *smtptest.Server) {
 			s.SetRcptErr("bad@example.com", smtptest.Reply(550, "5.1.1", "no such user"))
-		}, []string{"good@example.com", "bad@example.com"}, `^250 2\.0\.0 OK: queued as \w+$`, 1, 0},
+		}, []string{"good@example.com", "bad@example.com"}, `^250 2\.0\.0 OK: queued$`, 1, 0},
 		{"message refused: the smarthost's reply", func(s *smtptest.Server) {
 			s.SetDataErr(smtptest.Reply(554, "5.7.1", "spam"))
 		}, []string{"a@example.com"}, `^554 5\.7\.1 spam$`, 0, 0},
@@ -177,7 +178,7 @@ func TestSwaks(t *testing.T) {
 	if strings.Join(m.To, ",") != "a@example.com,b@example.com" || !strings.Contains(string(m.Data), "line\r\n.\r\nafter dot") {
 		t.Errorf("got to %v:\n%s", m.To, m.Data)
 	}
-	if !strings.Contains(string(out), "250 2.0.0 OK: queued as") {
-		t.Errorf("swaks did not see the 250:\n%s", out)
+	if !strings.Contains(string(out), "<-  250 2.0.0 OK: queued\n") {
+		t.Errorf("swaks did not see the smarthost's 250:\n%s", out)
 	}
 }

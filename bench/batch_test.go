@@ -53,7 +53,7 @@ func BenchmarkBatch(b *testing.B) {
 		out, err := cmd.Output()
 		bsWall = time.Since(start)
 		bsConns = srv.Sessions() - sessions
-		if err != nil || strings.Count(string(out), "250 2.0.0 OK: queued as") != batchMessages {
+		if err != nil || strings.Count(string(out), "250 2.0.0 OK: queued") != batchMessages {
 			b.Fatalf("-bs batch: %v\n%s", err, out)
 		}
 		if n := len(srv.Messages()) - before; n != batchMessages {

@@ -84,7 +84,7 @@ func (h *Handler) data(ctx context.Context, env *smtpd.Envelope, r io.Reader, qu
 	if queueNow && h.Config.Queue.Mode != config.QueueNever {
 		o.QueueOnly = true
 	}
-	return h.answer(ctx, msg, delivery.Submit(ctx, h.Config, msg, o))
+	return h.answer(ctx, msg, delivery.Submit(ctx, h.Config, msg, o), nil)
 }
 
 // accept runs the message through the intake of -bm: a nil message comes
@@ -110,11 +110,17 @@ func (h *Handler) deliveryOptions(ctx context.Context, opts *sendmail.Options) d
 }
 
 // answer turns the outcome of Submit or Settle into the reply to the
-// final dot. A message delivered or queued gets the same 250 (its id:
-// the smarthost's own 250 is in the log line).
-func (h *Handler) answer(ctx context.Context, msg *sendmail.Message, err error) *smtpd.Reply {
+// final dot. live is the smarthost's reply to the dot when the live
+// proxy delivered the message with nothing left to queue: the client then
+// hears what the smarthost said (its id, its wording), as if it had
+// talked to it. A message queued, or delivered by Submit, gets our own
+// 250 with its queue id.
+func (h *Handler) answer(ctx context.Context, msg *sendmail.Message, err error, live *relay.Reply) *smtpd.Reply {
 	var f *delivery.Failure
 	if err == nil {
+		if live != nil {
+			return replyRelayed(live, "")
+		}
 		return replyAccepted(msg.ID, "")
 	}
 	if !errors.As(err, &f) {
@@ -124,7 +130,11 @@ func (h *Handler) answer(ctx context.Context, msg *sendmail.Message, err error) 
 	case delivery.ErrRecipientsRefused:
 		if f.Sent > 0 {
 			h.bounce(ctx, msg, f.Refused)
-			return replyAccepted(msg.ID, "some recipients refused, the sender is told")
+			const note = "some recipients refused, the sender is told"
+			if live != nil {
+				return replyRelayed(live, note)
+			}
+			return replyAccepted(msg.ID, note)
 		}
 		if len(f.Refused) > 0 {
 			return replyFrom(f.Refused[0].Err, f.Text)

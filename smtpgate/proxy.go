@@ -341,13 +341,13 @@ func (s *session) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader) *s
 		// difference would send the message with the wrong MAIL FROM.
 		s.endTx(ctx)
 		s.h.Logger.Error("smtpgate: sender differs from MAIL FROM sent", "id", msg.ID)
-		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o))
+		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o), nil)
 	}
 	if _, offered := s.rs.Extensions()["8BITMIME"]; msg.EightBit && !s.declared8Bit && offered && !s.reopen(ctx, msg) {
 		s.endTx(ctx)
 		s.h.Logger.Info("smtpgate: the smarthost failed; the message is queued", "id", msg.ID)
 		o.QueueOnly = s.h.Config.Queue.Mode != config.QueueNever
-		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o))
+		return s.h.answer(ctx, msg, delivery.Submit(ctx, s.h.Config, msg, o), nil)
 	}
 	accepted := 0
 	for _, to := range msg.To {
@@ -375,7 +375,23 @@ func (s *session) Data(ctx context.Context, env *smtpd.Envelope, r io.Reader) *s
 		}
 		s.endTx(ctx) // closes a broken session
 	}
-	return s.h.answer(ctx, msg, delivery.Settle(s.h.Config, msg, o, start, a, nil))
+	return s.h.answer(ctx, msg, delivery.Settle(s.h.Config, msg, o, start, a, nil), liveReply(a))
+}
+
+// liveReply is the smarthost's reply to the final dot when it took the
+// message and nothing of it is left to queue (no recipient deferred):
+// the reply the client hears. nil when part or all of it was queued, so
+// that the client hears our 250 with the queue id.
+func liveReply(a relay.Attempt) *relay.Reply {
+	if a.Err != nil || a.Result == nil || a.Result.Data == nil {
+		return nil
+	}
+	for _, r := range a.Result.Recipients {
+		if r.Err != nil && relay.Temporary(r.Err) {
+			return nil
+		}
+	}
+	return a.Result.Data
 }
 
 // errNotAsked stands for a recipient of the message the smarthost was not

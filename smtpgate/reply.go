@@ -32,6 +32,19 @@ func replyAccepted(id, note string) *smtpd.Reply {
 	return &smtpd.Reply{Code: 250, Enhanced: "2.0.0", Text: text}
 }
 
+// replyRelayed is the smarthost's own 250 to the final dot, relayed: its
+// code, enhanced code and text (its lines joined), note added after it.
+// Its text is the smarthost's, which anyone on the path can write before
+// STARTTLS: smtpd cleans every reply's text of control characters as it
+// sends it (Reply.format), so none can forge a line of ours.
+func replyRelayed(r *relay.Reply, note string) *smtpd.Reply {
+	text := strings.Join(r.Lines, " ")
+	if note != "" {
+		text += "; " + note
+	}
+	return &smtpd.Reply{Code: r.Code, Enhanced: r.Enhanced, Text: text}
+}
+
 // replyBadMessage is 554 for a message the intake refused (ErrData).
 func replyBadMessage(text string) *smtpd.Reply {
 	return &smtpd.Reply{Code: 554, Enhanced: "5.6.0", Text: text}

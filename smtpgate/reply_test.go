@@ -35,3 +35,26 @@ func TestReplySmarthost(t *testing.T) {
 		})
 	}
 }
+
+// TestReplyRelayed: the smarthost's 250 to the final dot is relayed with
+// its code, enhanced code and text, the lines joined and a note after.
+func TestReplyRelayed(t *testing.T) {
+	tests := []struct {
+		name string
+		r    *relay.Reply
+		note string
+		want string
+	}{
+		{"Postfix", &relay.Reply{Code: 250, Enhanced: "2.0.0", Lines: []string{"Ok: queued as 4Xy"}}, "", "250 2.0.0 Ok: queued as 4Xy"},
+		{"two lines", &relay.Reply{Code: 250, Enhanced: "2.6.0", Lines: []string{"ok", "id 7"}}, "", "250 2.6.0 ok id 7"},
+		{"a note", &relay.Reply{Code: 250, Lines: []string{"ok"}}, "some recipients refused, the sender is told",
+			"250 ok; some recipients refused, the sender is told"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := strings.TrimPrefix(replyRelayed(tt.r, tt.note).Error(), "smtpd: "); got != tt.want {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
