@@ -432,25 +432,38 @@ func (ss *session) rcpt(arg string) bool {
 		ss.reply(&Reply{555, "5.5.4", "Parameter " + pa.params[0].key + " not supported"})
 		return true
 	}
-	if len(ss.env.To) >= ss.srv.maxRecipients() {
+	room := ss.srv.maxRecipients() - len(ss.env.To)
+	if room <= 0 {
 		ss.reply(replyTooManyRcpts)
 		return false
+	}
+	if b, ok := ss.h.(RcptBatcher); ok {
+		if addrs := ss.pipelinedRcpts([]string{pa.addr}, room); len(addrs) > 1 {
+			ss.rcptBatch(b, addrs)
+			return false
+		}
 	}
 	ctx, cancel := context.WithTimeout(ss.ctx, ss.srv.commandTimeout())
 	r = ss.callRcpt(ctx, pa.addr)
 	cancel()
+	ss.answerRcpt(pa.addr, r)
+	return false
+}
+
+// answerRcpt queues the Handler's reply r to RCPT TO:<addr>, adding addr
+// to the transaction when r accepts it (nil or 2xx).
+func (ss *session) answerRcpt(addr string, r *Reply) {
 	if r != nil && r.Code/100 != 2 {
-		ss.log.Debug("smtpd: recipient refused", "to", pa.addr, "reply", r.Error())
+		ss.log.Debug("smtpd: recipient refused", "to", addr, "reply", r.Error())
 		ss.reply(r)
-		return false
+		return
 	}
-	ss.env.To = append(ss.env.To, pa.addr)
+	ss.env.To = append(ss.env.To, addr)
 	if r != nil {
 		ss.reply(r)
 	} else {
 		ss.reply(replyRcptOK)
 	}
-	return false
 }
 
 // callRcpt calls the Handler, turning a panic into a 451 so that one bad
