@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/smtp"
 	"net/textproto"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -313,5 +315,79 @@ func TestProxyDotReply(t *testing.T) {
 				t.Errorf("%d smarthost connections, want 1", n)
 			}
 		})
+	}
+}
+
+// TestProxyPipelinedRcpts: fifty RCPTs a client pipelines reach a
+// smarthost that offers PIPELINING in one write (a round trip or so, not
+// fifty), and the client's replies stay in the order of its commands,
+// the smarthost's 550 for the one in the middle in its place.
+func TestProxyPipelinedRcpts(t *testing.T) {
+	const n = 50
+	var mu sync.Mutex
+	var rcpts []string
+	trips := 0 // RCPT lines the smarthost had to wait for: a round trip each
+	addr := smtptest.StartRaw(t, func(c net.Conn) {
+		rc := smtptest.NewRawConn(c)
+		fmt.Fprint(rc, "220 mx.test ESMTP\r\n")
+		for {
+			waited := rc.Buffered() == 0
+			line, err := rc.ReadLine()
+			if err != nil {
+				return
+			}
+			verb, arg, _ := strings.Cut(line, " ")
+			switch strings.ToUpper(verb) {
+			case "EHLO":
+				fmt.Fprint(rc, "250-mx.test\r\n250 PIPELINING\r\n")
+			case "RCPT":
+				mu.Lock()
+				rcpts = append(rcpts, arg)
+				if waited {
+					trips++
+				}
+				mu.Unlock()
+				if strings.Contains(arg, "<r25@") {
+					fmt.Fprint(rc, "550 5.1.1 no such user\r\n")
+				} else {
+					fmt.Fprint(rc, "250 2.1.5 ok\r\n")
+				}
+			case "DATA":
+				fmt.Fprint(rc, "354 go ahead\r\n")
+				if _, err := rc.ReadData(); err != nil {
+					return
+				}
+				fmt.Fprint(rc, "250 2.0.0 queued as S1\r\n")
+			case "QUIT":
+				fmt.Fprint(rc, "221 2.0.0 bye\r\n")
+				return
+			default:
+				fmt.Fprint(rc, "250 2.0.0 ok\r\n")
+			}
+		}
+	})
+	h := rawHarness(t, addr, "", "")
+	steps := []proxyStep{{"HELO app.test\r\n", `^250 `}, {"MAIL FROM:<app@example.com>\r\n", `^250 `}}
+	var want []string
+	for i := range n {
+		w := `^250 2\.1\.5 `
+		if i == 25 {
+			w = `^550 5\.1\.1 <r25@example\.com>: no such user$`
+		} else {
+			want = append(want, fmt.Sprintf("TO:<r%d@example.com>", i))
+		}
+		steps = append(steps, proxyStep{fmt.Sprintf("RCPT TO:<r%d@example.com>\r\n", i), w})
+	}
+	steps = append(steps, proxyStep{"DATA\r\n", `^354 `}, proxyStep{"Subject: x\r\n\r\nhello\r\n.\r\n", `^250 2\.0\.0 queued as S1$`},
+		proxyStep{"QUIT\r\n", `^221 `})
+	runSteps(t, h, steps)
+	mu.Lock()
+	defer mu.Unlock()
+	t.Logf("%d RCPTs reached the smarthost in %d round trips", len(rcpts), trips)
+	if got := slices.DeleteFunc(slices.Clone(rcpts), func(s string) bool { return strings.Contains(s, "<r25@") }); !slices.Equal(got, want) {
+		t.Errorf("smarthost got RCPT %q, want %q (and r25)", rcpts, want)
+	}
+	if trips > 3 {
+		t.Errorf("%d RCPTs took %d round trips to the smarthost, want 1 (3 at most)", len(rcpts), trips)
 	}
 }

@@ -72,49 +72,89 @@ func (s *session) live() bool {
 // Rcpt refuses what is not an address and what the wire cannot carry,
 // then asks the smarthost about each address the recipient stands for.
 func (s *session) Rcpt(ctx context.Context, env *smtpd.Envelope, addr string) *smtpd.Reply {
-	if r := s.h.Rcpt(ctx, env, addr); r != nil {
-		return r
+	return s.RcptBatch(ctx, env, []string{addr})[0]
+}
+
+// RcptBatch is Rcpt for the RCPTs a client pipelined (smtpd.RcptBatcher):
+// the smarthost is asked about every address they stand for in one
+// Tx.Rcpt, so in one write when it offers PIPELINING, and each RCPT gets
+// the reply Rcpt would have given it.
+func (s *session) RcptBatch(ctx context.Context, env *smtpd.Envelope, addrs []string) []*smtpd.Reply {
+	replies := make([]*smtpd.Reply, len(addrs))
+	var pending []int // the RCPTs the smarthost decides
+	for i, addr := range addrs {
+		if replies[i] = s.h.Rcpt(ctx, env, addr); replies[i] == nil {
+			pending = append(pending, i)
+		}
 	}
-	if !s.live() || s.local != "" {
-		return nil
+	if len(pending) == 0 || !s.live() || s.local != "" {
+		return replies
 	}
 	if s.mailErr != nil {
-		return replySmarthost(s.mailErr, "")
+		return s.refuseAll(replies, pending)
 	}
 	if s.tx == nil {
 		s.aliases, _ = sendmail.LoadAliases(s.h.Config) // warnings come with the message's intake
 	}
-	targets := s.targets(addr)
-	if len(targets) == 0 {
-		return nil // nothing the smarthost could be asked about: the intake decides
-	}
-	if s.tx == nil {
-		if !s.begin(ctx, env, targets) {
-			if s.mailErr != nil {
-				return replySmarthost(s.mailErr, "")
-			}
-			return nil
+	targets := make([][]string, len(addrs))
+	var all, first []string
+	for _, i := range pending {
+		targets[i] = s.targets(addrs[i])
+		all = append(all, targets[i]...)
+		if first == nil {
+			first = targets[i]
 		}
 	}
+	if len(all) == 0 {
+		return replies // nothing the smarthost could be asked about: the intake decides
+	}
+	// MAIL is checked against the first recipient's addresses, as when
+	// the RCPTs come one by one.
+	if s.tx == nil && !s.begin(ctx, env, first) {
+		if s.mailErr != nil {
+			return s.refuseAll(replies, pending)
+		}
+		return replies
+	}
 	var ask []string
-	for _, t := range targets {
-		if _, seen := s.verdicts[strings.ToLower(t)]; !seen {
-			ask = append(ask, t)
+	asked := map[string]bool{}
+	for _, t := range all {
+		key := strings.ToLower(t)
+		if _, seen := s.verdicts[key]; !seen && !asked[key] {
+			ask, asked[key] = append(ask, t), true
 		}
 	}
 	if len(ask) > 0 {
 		vs, err := s.tx.Rcpt(ctx, ask...)
 		if err != nil {
 			s.fallBack(ctx, "the smarthost failed at RCPT", err)
-			return nil
+			return replies
 		}
 		for i, a := range ask {
 			s.verdicts[strings.ToLower(a)] = vs[i]
 		}
 	}
-	// Accepted when the smarthost took any of the addresses (the others are
-	// bounced or queued after DATA, as -bm does); otherwise a deferral
-	// wins over a refusal, so that the client tries again.
+	for _, i := range pending {
+		if len(targets[i]) > 0 {
+			replies[i] = s.verdict(targets[i])
+		}
+	}
+	return replies
+}
+
+// refuseAll gives each pending RCPT the smarthost's refusal of MAIL.
+func (s *session) refuseAll(replies []*smtpd.Reply, pending []int) []*smtpd.Reply {
+	for _, i := range pending {
+		replies[i] = replySmarthost(s.mailErr, "")
+	}
+	return replies
+}
+
+// verdict is the reply to a RCPT that stands for targets, from the
+// smarthost's verdicts: accepted when it took any of them (the others are
+// bounced or queued after DATA, as -bm does); otherwise a deferral wins
+// over a refusal, so that the client tries again.
+func (s *session) verdict(targets []string) *smtpd.Reply {
 	var temp, perm error
 	var tempAddr, permAddr string
 	for _, t := range targets {
