@@ -55,7 +55,10 @@
 //     Handler returned.
 //   - RFC 2920 PIPELINING: replies are buffered and written only when no
 //     complete command is waiting in the input buffer (and always after
-//     354), so a pipelining client gets its replies together.
+//     354), so a pipelining client gets its replies together. A Handler
+//     that is an RcptBatcher gets the RCPTs already waiting in the input in
+//     one call, so that it can ask a server behind it in one round trip;
+//     their replies still go out in command order.
 //   - RFC 6152 8BITMIME (BODY=), RFC 6531 SMTPUTF8 (a non-ASCII address
 //     without SMTPUTF8 is refused with 553 5.6.7), RFC 2034/3463 enhanced
 //     status codes on every reply after the greeting. Unknown MAIL or RCPT

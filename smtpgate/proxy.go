@@ -23,12 +23,14 @@ import (
 //	client MAIL           nothing yet (250 from smtpd)
 //	client RCPT (first)   dial (failover hosts as -bm) or RSET, MAIL FROM
 //	client RCPT           aliases and qualification, then the smarthost's
-//	                      RCPT for each address (pipelined when offered);
-//	                      its 4xx/5xx is the client's reply
+//	                      RCPT for each address (pipelined when offered,
+//	                      with those of the RCPTs the client pipelined:
+//	                      RcptBatch); its 4xx/5xx is the client's reply
 //	client DATA           the intake of -bm spools the message, then it
 //	                      streams to the smarthost; the reply to the dot
-//	                      is the smarthost's, or 250 and queued when the
-//	                      smarthost failed after accepting the recipients
+//	                      is the smarthost's (its 250 too), or our 250
+//	                      "queued as ID" when the smarthost failed after
+//	                      accepting the recipients
 //	client RSET/EHLO      RSET to the smarthost
 //	client leaves, QUIT   RSET (if in a transaction) and QUIT
 //
