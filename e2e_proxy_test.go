@@ -73,6 +73,7 @@ func TestProxyBS(t *testing.T) {
 	tests := []struct {
 		name      string
 		down      bool
+		extra     string // appended to the config, after [aliases]
 		inject    func(*smtptest.Server)
 		rcpts     []string
 		rcptWants []string
@@ -88,6 +89,12 @@ func TestProxyBS(t *testing.T) {
 			rcptWants: []string{ok, `^550 5\.1\.1 <bad@example\.com>: no such user here$`, ok},
 			dotWant:   `^250 2\.0\.0 OK: queued$`, // go-smtp's own
 			delivered: []string{"good@example.com", "admin@example.com"}},
+		{name: "an alias with one target refused: 250, the smarthost's 250 to the dot, the sender told",
+			extra: `team = ["good@example.com", "gone@example.com"]`, inject: func(s *smtptest.Server) {
+				s.SetRcptErr("gone@example.com", smtptest.Reply(550, "5.1.1", "no such user here"))
+			}, rcpts: []string{"team"}, rcptWants: []string{ok},
+			dotWant:   `^250 2\.0\.0 OK: queued; some recipients refused, the sender is told$`,
+			delivered: []string{"good@example.com", "app@example.com"}},
 		{name: "452 at RCPT comes back as 452", inject: func(s *smtptest.Server) {
 			s.SetRcptErr("full@example.com", smtptest.Reply(452, "4.2.2", "mailbox full"))
 		}, rcpts: []string{"full@example.com", "good@example.com"},
@@ -113,7 +120,7 @@ func TestProxyBS(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h, up := downHarness(t, "")
+			h, up := downHarness(t, tt.extra)
 			if !tt.down {
 				up()
 			}
