@@ -281,7 +281,23 @@ func withLock(path string, fn func() error) error {
 // Fail) and enters it body first (Commit, Requeue), so an envelope still
 // there after its body was found missing is one that lost its body.
 func (q *Queue) bodiless(id string) bool {
-	return !exists(q.path(dirBody, id)) && exists(q.path(dirEnv, id))
+	return !exists(q.path(dirBody, id)) && exists(q.path(dirEnv, id)) && !q.relinkBody(id)
+}
+
+// relinkBody gives body/ID back to a message whose env/ID is a combined
+// file (which holds the body) after a power loss forgot the body/ID link
+// commitCombined made but did not fsync. It reports whether body/ID
+// exists now.
+func (q *Queue) relinkBody(id string) bool {
+	if !ValidID(id) {
+		return false
+	}
+	e, err := readEnv(q.path(dirEnv, id))
+	if err != nil || !e.combined || e.ID != id {
+		return false
+	}
+	err = os.Link(q.path(dirEnv, id), q.path(dirBody, id))
+	return err == nil || errors.Is(err, fs.ErrExist)
 }
 
 // FailBodiless moves every queued envelope whose body is missing (see

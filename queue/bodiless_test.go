@@ -13,7 +13,8 @@ import (
 func TestBodiless(t *testing.T) {
 	q := openTest(t)
 	good := enqueue(t, q, 10)
-	lost := enqueue(t, q, 20)
+	lost := testEnvelope([]byte("Subject: plain\n\n"))
+	commitPlain(t, q, lost, []byte("a body in its own file\n"))
 	os.Remove(q.path(dirBody, lost.ID))
 
 	list, err := q.List()

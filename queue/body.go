@@ -238,7 +238,8 @@ func (q *Queue) claim(id string, b *Body) error {
 // Store queues env with body, a message's body wherever it is held. A
 // body spilled into a Body of this queue (sendmail's Spool over NewBody)
 // is flushed and linked into place with Commit, not copied: a large
-// message is written to disk once. Any other is copied (Enqueue).
+// message is written to disk once. One held in memory is written with
+// the envelope in one combined file (Enqueue).
 func (q *Queue) Store(env *Envelope, body message.Body) error {
 	if s, ok := body.(message.Spilled); ok {
 		if b, ok := s.Spilled().(*Body); ok && b.q == q {
@@ -254,19 +255,117 @@ func (q *Queue) Store(env *Envelope, body message.Body) error {
 	return q.Enqueue(env, io.NewSectionReader(body, 0, body.Size()))
 }
 
-// Enqueue is Commit for a body held elsewhere (a DSN built in memory, a
-// test): it copies body into a new Body, commits it and closes it.
+// Enqueue is Commit for a body held elsewhere (a message held in memory,
+// a DSN, a test). A body of up to maxCombinedBody octets is written with
+// the envelope in one combined file (commitCombined); a larger one is
+// copied into a new Body and committed.
 func (q *Queue) Enqueue(env *Envelope, body io.Reader) error {
+	small, err := io.ReadAll(io.LimitReader(body, maxCombinedBody+1))
+	if err != nil {
+		return fmt.Errorf("queue: enqueue: %w", err)
+	}
+	if len(small) <= maxCombinedBody {
+		return q.commitCombined(env, small)
+	}
 	b, err := q.NewBody()
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	if _, err := io.Copy(b, body); err != nil {
+	if _, err := io.Copy(b, io.MultiReader(bytes.NewReader(small), body)); err != nil {
 		return fmt.Errorf("queue: enqueue: %w", err)
 	}
 	if err := q.Commit(env, b); err != nil {
 		return err
 	}
+	return b.Close()
+}
+
+// commitCombined queues env with body in one file, durably, with two
+// fsyncs where Commit needs four: the file (envelope line, header, body)
+// is born nameless in tmp/, written and fsynced, linked as body/ID (the
+// lock file, claiming the id) and then as env/ID, and env/ is fsynced.
+// body/ is not: should a power loss forget body/ID, env/ID still holds
+// the whole message and Lock links it again (see the package comment).
+// It holds the message's lock until it returns.
+func (q *Queue) commitCombined(env *Envelope, body []byte) error {
+	if len(env.To) == 0 {
+		return errors.New("queue: message has no recipient")
+	}
+	if env.ID != "" {
+		if err := checkID(env.ID); err != nil {
+			return err
+		}
+	}
+	if env.Created.IsZero() {
+		env.Created = time.Now()
+	}
+	gen := env.ID == ""
+	for try := 0; ; try++ {
+		if gen {
+			env.ID = message.NewID(time.Now())
+		}
+		err := q.writeCombined(env, body)
+		if err == nil {
+			return nil
+		}
+		if gen {
+			env.ID = ""
+		}
+		if !errors.Is(err, errTaken) || !gen || try >= 10 {
+			return err
+		}
+	}
+}
+
+// writeCombined is one try of commitCombined with env.ID.
+func (q *Queue) writeCombined(env *Envelope, body []byte) error {
+	c := *env
+	data, err := encodeCombined(&c, body)
+	if err != nil {
+		return err
+	}
+	b, err := q.NewBody()
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if _, err := b.Write(data); err != nil {
+		return err
+	}
+	if err := q.step("body-sync"); err != nil {
+		return err
+	}
+	if err := b.f.Sync(); err != nil {
+		return fmt.Errorf("queue: fsync body: %w", err)
+	}
+	if err := q.claim(c.ID, b); err != nil {
+		return err
+	}
+	bodyPath, envPath := q.path(dirBody, c.ID), q.path(dirEnv, c.ID)
+	fail := func(err error) error {
+		// The id is ours (the body link claimed it): undo whatever exists.
+		os.Remove(envPath)
+		os.Remove(bodyPath)
+		return err
+	}
+	if err := q.step("env-link"); err != nil {
+		return fail(err)
+	}
+	if err := os.Link(bodyPath, envPath); err != nil {
+		return fail(fmt.Errorf("queue: %w", err))
+	}
+	if err := q.step("env-dirsync"); err != nil {
+		return fail(err)
+	}
+	if err := syncDir(q.path(dirEnv, "")); err != nil {
+		return fail(err)
+	}
+	b.committed = c.ID
+	if b.name != "" {
+		os.Remove(b.name)
+		b.name = ""
+	}
+	*env = c
 	return b.Close()
 }

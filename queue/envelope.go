@@ -13,9 +13,22 @@ import (
 	"time"
 )
 
-// envVersion is the version of the env file format written by this code.
-// A file of another version is refused rather than misread.
+// envVersion is the version of an env file that holds the envelope
+// line and the header block, the body being in body/ID. A file of
+// another version than envVersion and combinedVersion is refused rather
+// than misread.
 const envVersion = 1
+
+// combinedVersion is the version of an env file that holds the whole
+// message: the envelope line, the header block, then the body. Commit
+// writes a message that fits in memory this way (see the package
+// comment): one file, one fsync, one directory fsync.
+const combinedVersion = 2
+
+// maxCombinedBody is the largest body written in a combined file: a body
+// of this size or less is held in memory anyway (sendmail spools 256 KiB
+// in memory), and List reads combined files whole.
+const maxCombinedBody = 256 << 10
 
 // Envelope is what the queue keeps about a message besides its body: the
 // SMTP envelope, the rewritten header block and the retry state. A runner
@@ -31,7 +44,15 @@ type Envelope struct {
 	NextAttempt time.Time `json:"next_attempt"`         // not before; zero = at once
 	LastError   string    `json:"last_error,omitempty"` // one line, for mailq and the DSN
 	BodySize    int64     `json:"body_size"`            // set by Commit; checked by Lock
-	Header      []byte    `json:"-"`                    // the header block, blank line included, as sent
+	// BodyOffset is where the body starts in body/ID: 0, or the length
+	// of the envelope line and the header when body/ID is a combined
+	// file (its envelope may since have been replaced by a plain one).
+	BodyOffset int64  `json:"body_offset,omitempty"`
+	Header     []byte `json:"-"` // the header block, blank line included, as sent
+
+	// combined says the env file read is a combined one: it holds the
+	// body, and body/ID is a second name of it (see the package comment).
+	combined bool
 }
 
 // Size is the length of the whole message (header block and body) in
@@ -56,8 +77,8 @@ func (e *Envelope) validate() error {
 	if !ValidID(e.ID) {
 		return fmt.Errorf("invalid message id %q", e.ID)
 	}
-	if e.BodySize < 0 || e.Attempts < 0 {
-		return errors.New("negative body_size or attempts")
+	if e.BodySize < 0 || e.Attempts < 0 || e.BodyOffset < 0 {
+		return errors.New("negative body_size, body_offset or attempts")
 	}
 	fields := append([]string{e.From, e.Ret, e.EnvID}, e.To...)
 	fields = append(fields, e.Notify...)
@@ -77,14 +98,14 @@ func (e *Envelope) validate() error {
 	return nil
 }
 
-// encodeEnvelope renders an env file: the JSON line, then the header.
+// encodeEnvelope renders a plain env file (envVersion): the JSON line,
+// then the header.
 func encodeEnvelope(e *Envelope) ([]byte, error) {
-	if err := e.validate(); err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
-	line, err := json.Marshal(envFile{Version: envVersion, HeaderSize: len(e.Header), Envelope: *e})
+	c := *e
+	c.combined = false
+	line, err := envLine(&c)
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		return nil, err
 	}
 	out := make([]byte, 0, len(line)+1+len(e.Header))
 	out = append(out, line...)
@@ -92,7 +113,44 @@ func encodeEnvelope(e *Envelope) ([]byte, error) {
 	return append(out, e.Header...), nil
 }
 
-// decodeEnvelope parses an env file. It never panics, whatever data holds.
+// encodeCombined renders a combined env file (combinedVersion): the JSON
+// line, the header, then body. It sets e.BodyOffset and e.combined.
+func encodeCombined(e *Envelope, body []byte) ([]byte, error) {
+	c := *e
+	c.combined, c.BodyOffset, c.BodySize = true, 0, int64(len(body))
+	line, err := envLine(&c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(line)+1+len(e.Header)+len(body))
+	out = append(out, line...)
+	out = append(out, '\n')
+	out = append(out, e.Header...)
+	c.BodyOffset = int64(len(out))
+	*e = c
+	return append(out, body...), nil
+}
+
+// envLine is the JSON line of e's env file, without its newline: of a
+// combined file when e.combined (without body_offset, which follows from
+// the line's length), else of a plain one.
+func envLine(e *Envelope) ([]byte, error) {
+	if err := e.validate(); err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	f := envFile{Version: envVersion, HeaderSize: len(e.Header), Envelope: *e}
+	if e.combined {
+		f.Version, f.BodyOffset = combinedVersion, 0
+	}
+	line, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return line, nil
+}
+
+// decodeEnvelope parses an env file, plain or combined. It never panics,
+// whatever data holds.
 func decodeEnvelope(data []byte) (*Envelope, error) {
 	nl := bytes.IndexByte(data, '\n')
 	if nl < 0 {
@@ -105,8 +163,8 @@ func decodeEnvelope(data []byte) (*Envelope, error) {
 	if err := json.Unmarshal(line, &v); err != nil {
 		return nil, fmt.Errorf("envelope line: %w", err)
 	}
-	if v.Version != envVersion {
-		return nil, fmt.Errorf("envelope format version %d, not %d", v.Version, envVersion)
+	if v.Version != envVersion && v.Version != combinedVersion {
+		return nil, fmt.Errorf("envelope format version %d, not %d or %d", v.Version, envVersion, combinedVersion)
 	}
 	var f envFile
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -114,10 +172,20 @@ func decodeEnvelope(data []byte) (*Envelope, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("envelope line: %w", err)
 	}
+	e := f.Envelope
+	if v.Version == combinedVersion {
+		switch {
+		case f.BodyOffset != 0:
+			return nil, errors.New("body_offset in a combined envelope")
+		case f.HeaderSize < 0 || f.BodySize < 0 || int64(len(header)) != int64(f.HeaderSize)+f.BodySize:
+			return nil, fmt.Errorf("header and body are %d bytes, envelope says %d and %d", len(header), f.HeaderSize, f.BodySize)
+		}
+		header = header[:f.HeaderSize]
+		e.BodyOffset, e.combined = int64(nl+1+f.HeaderSize), true
+	}
 	if f.HeaderSize != len(header) {
 		return nil, fmt.Errorf("header is %d bytes, envelope says %d", len(header), f.HeaderSize)
 	}
-	e := f.Envelope
 	e.Header = bytes.Clone(header)
 	if err := e.validate(); err != nil {
 		return nil, err
@@ -192,6 +260,7 @@ func (q *Queue) writeEnv(path string, e *Envelope) error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	ok = true
+	e.combined = false
 	return syncDir(filepath.Dir(path))
 }
 
@@ -258,15 +327,6 @@ func (q *Queue) updateInPlace(path string, e *Envelope) error {
 	}
 	*e = c
 	return nil
-}
-
-// envLine is the JSON line of e's env file, without its newline.
-func envLine(e *Envelope) ([]byte, error) {
-	data, err := encodeEnvelope(e)
-	if err != nil {
-		return nil, err
-	}
-	return data[:bytes.IndexByte(data, '\n')], nil
 }
 
 func (q *Queue) step(name string) error {

@@ -32,6 +32,9 @@ func (q *Queue) Lock(id string) (*Item, error) {
 		return nil, err
 	}
 	f, err := os.Open(q.path(dirBody, id))
+	if errors.Is(err, fs.ErrNotExist) && q.relinkBody(id) {
+		f, err = os.Open(q.path(dirBody, id))
+	}
 	if errors.Is(err, fs.ErrNotExist) {
 		if exists(q.path(dirEnv, id)) {
 			return nil, fmt.Errorf("%w: %s has no %s", ErrNoBody, q.path(dirEnv, id), q.path(dirBody, id))
@@ -58,8 +61,8 @@ func (q *Queue) Lock(id string) (*Item, error) {
 	}
 	if err == nil {
 		var st os.FileInfo
-		if st, err = f.Stat(); err == nil && st.Size() != env.BodySize {
-			err = fmt.Errorf("queue: %s: corrupt: %d bytes, envelope says %d", f.Name(), st.Size(), env.BodySize)
+		if st, err = f.Stat(); err == nil && st.Size() != env.BodyOffset+env.BodySize {
+			err = fmt.Errorf("queue: %s: corrupt: %d bytes, envelope says %d", f.Name(), st.Size(), env.BodyOffset+env.BodySize)
 		}
 	}
 	if err != nil {
@@ -73,7 +76,8 @@ func (q *Queue) Lock(id string) (*Item, error) {
 // body, as one stream read straight from the file (no copy), and its
 // size. It follows it.Env.Header, so call it after changing the header.
 func (it *Item) Content() (io.ReaderAt, int64) {
-	return message.Content(it.Env.Header, it.body), it.Env.Size()
+	body := io.NewSectionReader(it.body, it.Env.BodyOffset, it.Env.BodySize)
+	return message.Content(it.Env.Header, body), it.Env.Size()
 }
 
 func (it *Item) usable() error {
@@ -105,6 +109,9 @@ func (it *Item) Update() error {
 	}
 	if len(it.Env.To) == 0 {
 		return fmt.Errorf("queue: message %s: no recipient left: Remove it instead", it.id)
+	}
+	if err := it.keepBody(); err != nil {
+		return err
 	}
 	path := it.q.path(dirEnv, it.id)
 	err := it.q.writeEnv(path, it.Env)
@@ -153,6 +160,9 @@ func (it *Item) Fail() error {
 	if err := it.usable(); err != nil {
 		return err
 	}
+	if err := it.keepBody(); err != nil {
+		return err
+	}
 	q := it.q
 	fenv := q.path(dirFailedEnv, it.id)
 	if err := os.Rename(q.path(dirEnv, it.id), fenv); err != nil {
@@ -172,6 +182,16 @@ func (it *Item) Fail() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// keepBody makes body/ID durable before a combined env/ID, the other
+// name of the body, is replaced by a plain envelope: commitCombined did
+// not fsync body/.
+func (it *Item) keepBody() error {
+	if !it.Env.combined {
+		return nil
+	}
+	return syncDir(it.q.path(dirBody, ""))
 }
 
 // Unlock releases the message (and closes its body). It is safe to call

@@ -465,9 +465,7 @@ func TestLockErrors(t *testing.T) {
 		{"body size differs", func(t *testing.T, id string) {
 			e := testEnvelope([]byte("S: x\n\n"))
 			e.ID = id
-			if err := q.Enqueue(e, strings.NewReader("12345")); err != nil {
-				t.Fatal(err)
-			}
+			commitPlain(t, q, e, []byte("12345"))
 			os.WriteFile(q.path(dirBody, id), []byte("1234"), 0o600)
 		}, nil, "envelope says 5"},
 		{"corrupt env", func(t *testing.T, id string) {
@@ -627,7 +625,7 @@ func TestListOrderAndErrors(t *testing.T) {
 	bad := map[string]string{
 		"BADJSON":  "{nope\nS: x\n\n",
 		"NOLINE":   "{\"v\":1}",
-		"VERSION2": "{\"v\":2,\"id\":\"VERSION2\"}\n",
+		"VERSION3": "{\"v\":3,\"id\":\"VERSION3\"}\n",
 		"WRONGID":  "",
 		"bad.name": "x",
 	}
@@ -650,7 +648,7 @@ func TestListOrderAndErrors(t *testing.T) {
 			t.Errorf("List error does not name %s:\n%v", name, err)
 		}
 	}
-	if !strings.Contains(err.Error(), "version 2") {
+	if !strings.Contains(err.Error(), "version 3") {
 		t.Errorf("List error does not explain the version: %v", err)
 	}
 }
