@@ -9,23 +9,39 @@
 // Under the queue directory (SPEC default /var/spool/relaymail):
 //
 //	env/ID         the envelope: one line of JSON (with a format version),
-//	               then the message's header block as raw bytes. Replaced
-//	               atomically (temporary file, fsync, rename) on update.
-//	body/ID        the body exactly as relaymail read it; never rewritten.
-//	               It is also the message's lock file (see Lock).
+//	               then the message's header block as raw bytes (a plain
+//	               envelope, version 1), or then the header block and the
+//	               body (a combined file, version 2). Replaced atomically
+//	               (temporary file, fsync, rename) by a plain envelope on
+//	               update.
+//	body/ID        the body exactly as relaymail read it, at body_offset
+//	               (0, or where it starts in a combined file, which is
+//	               body/ID and env/ID at first); never rewritten. It is
+//	               also the message's lock file (see Lock).
 //	tmp/           where files are born; nothing else writes here.
 //	failed/env/ID  messages given up (permanent failure, max_age), kept
 //	failed/body/ID for the admin (Requeue, Delete).
 //
 // # Invariants
 //
-// A message is queued if and only if env/ID exists. Commit therefore
-// writes the body first (born nameless with O_TMPFILE, fsynced, linked
-// into body/, body/ fsynced) and the envelope last (written in tmp/,
-// fsynced, renamed into env/, env/ fsynced). A crash at any point leaves
-// either a complete queued message or nothing a runner would send: at
-// worst an orphan body/ID without env/ID, or a stray file in tmp/, which
-// Cleanup removes once they are an hour old and unlocked.
+// A message is queued if and only if env/ID exists. A message held in
+// memory (up to 256 KiB of body: every small message) is committed in
+// one combined file, with two fsyncs: it is born nameless with O_TMPFILE,
+// written whole (envelope line, header, body) and fsynced, linked as
+// body/ID and then as env/ID, and env/ is fsynced. body/ is not: env/ID
+// alone holds the whole message, and should a power loss forget the
+// body/ID link, Lock (and List, FailBodiless) link env/ID there again;
+// Update and Fail fsync body/ before they replace a combined env/ID by
+// a plain one. A spilled body takes four: it is fsynced, linked into
+// body/, body/ is fsynced, and the envelope is written last (in tmp/,
+// fsynced, renamed into env/, env/ fsynced). Either way a crash at any
+// point leaves either a complete queued message or nothing a runner
+// would send: at worst an orphan body/ID without env/ID, or a stray file
+// in tmp/, which Cleanup removes once they are an hour old and unlocked.
+// Both layouts are read, so messages queued by a version that wrote only
+// plain envelopes are delivered after an upgrade; a plain envelope
+// written by this version for a combined body carries body_offset, which
+// the older version refuses rather than misreads.
 //
 // The envelope stored is message.Envelope, as sendmail made it and relay
 // sends it, plus the retry state; Store takes a message's body wherever
