@@ -68,6 +68,9 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		data, _ := encodeEnvelope(e)
 		f.Add(data)
 	}
+	combined := &Envelope{ID: "C", Envelope: message.Envelope{To: []string{"b@x"}}, Header: []byte("S: x\n\n")}
+	data, _ := encodeCombined(combined, []byte("body\n"))
+	f.Add(data)
 	f.Add([]byte("{\"v\":1}\n"))
 	f.Add([]byte("{\"v\":1,\"id\":\"A\",\"recipients\":[\"b\"],\"header_size\":3}\nabc"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -84,7 +87,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("re-encoded envelope does not decode: %v", err)
 		}
 		if !bytes.Equal(e.Header, e2.Header) || e.ID != e2.ID || !reflect.DeepEqual(e.To, e2.To) ||
-			e.BodySize != e2.BodySize || !e.Created.Equal(e2.Created) {
+			e.BodySize != e2.BodySize || e.BodyOffset != e2.BodyOffset || !e.Created.Equal(e2.Created) {
 			t.Fatalf("round trip changed the envelope:\n%+v\n%+v", e, e2)
 		}
 	})
