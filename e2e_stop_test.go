@@ -209,12 +209,21 @@ func (h *harness) spoolIDs(sub string) []string {
 // TestBodilessEnvelope (issue 19.7): a queued envelope whose body file is
 // gone is not listed by mailq as a message; a runner moves it to failed/
 // with the reason and says so once; --delete removes one still queued.
+// The messages are larger than what is held in memory, so that each has
+// its own body file: a small one is a single file named env/ID and
+// body/ID, which loses no body with body/ID (see TestBodyLinkLost).
 func TestBodilessEnvelope(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("--delete is for root")
 	}
 	h := newHarness(t, smtptest.Options{}, "", "")
-	queueMessages(t, h, 2, "a@example.com")
+	big := strings.Repeat("a line of a body too large to stay in memory\n", 300<<10/45)
+	for i := range 2 {
+		msg := fmt.Sprintf("Subject: message %d\n\n%s", i, big)
+		if res := h.run([]string{"sendmail", "-odq", "-i", "a@example.com"}, []byte(msg), stdinPipe); res.code != 0 {
+			t.Fatalf("queueing message %d: exit %d, stderr %q", i, res.code, res.stderr)
+		}
+	}
 	ids := h.spoolIDs("")
 	if len(ids) != 2 {
 		t.Fatalf("queued %v, want 2", ids)
@@ -259,6 +268,35 @@ func TestBodilessEnvelope(t *testing.T) {
 	}
 	if len(h.srv.Messages()) != 0 {
 		t.Errorf("the smarthost got %d messages", len(h.srv.Messages()))
+	}
+}
+
+// TestBodyLinkLost (issue 13.4): a small message is queued as one file
+// named env/ID and body/ID with two fsyncs, body/ not among them. When a
+// power loss forgets body/ID, the message is still listed and delivered
+// whole, once, from env/ID.
+func TestBodyLinkLost(t *testing.T) {
+	h := newHarness(t, smtptest.Options{}, "", "")
+	queueMessages(t, h, 1, "a@example.com")
+	ids := h.spoolIDs("")
+	if len(ids) != 1 {
+		t.Fatalf("queued %v, want 1", ids)
+	}
+	if err := os.Remove(filepath.Join(h.dir, "spool", "body", ids[0])); err != nil {
+		t.Fatal(err)
+	}
+	if res := h.run([]string{"mailq"}, nil, stdinNone); !strings.Contains(res.stdout, ids[0]) || res.stderr != "" {
+		t.Errorf("mailq: stdout %q, stderr %q; want %s listed, no error", res.stdout, res.stderr, ids[0])
+	}
+	if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
+		t.Fatalf("-q: exit %d, stderr %q", res.code, res.stderr)
+	}
+	subjectsOnce(t, h, 1)
+	if m := h.srv.Messages(); len(m) == 1 && !strings.Contains(string(m[0].Data), "\r\n\r\nbody 0\r\n") {
+		t.Errorf("the smarthost got %q", m[0].Data)
+	}
+	if q := h.spoolCount(""); q != 0 {
+		t.Errorf("%d envelopes still queued", q)
 	}
 }
 
