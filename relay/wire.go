@@ -43,3 +43,44 @@ func WireSize(msg io.Reader) (int64, error) {
 	}
 	return d.n - d.stuffed, nil
 }
+
+// WireCounter is WireSize for a body that arrives in pieces: the intake
+// writes each piece to it as it spools it, so that the size is known
+// when the message is, and Deliver does not read a large body once more
+// before MAIL only to measure it. It runs the encoder Send uses, only
+// counting, from the start of a line.
+type WireCounter struct{ d *dotWriter }
+
+// NewWireCounter returns a counter that has seen nothing yet.
+func NewWireCounter() *WireCounter {
+	return &WireCounter{d: newDotWriter(make([]byte, chunkHead, chunkHead+countSize), true, nil)}
+}
+
+// Write counts p; it never fails.
+func (c *WireCounter) Write(p []byte) (int, error) { return c.d.Write(p) }
+
+// SizeAfter returns WireSize of head followed by everything written to c,
+// as if read whole. ok is false when head leaves the encoder inside a line
+// (no final line end) or after a CR whose LF may still come: c counted
+// from the start of a line, so its count does not add up then, and
+// WireSize must read the whole message (a header block ends in a line
+// end; a lone CR there is rare).
+func (c *WireCounter) SizeAfter(head []byte) (n int64, ok bool) {
+	h := newDotWriter(make([]byte, chunkHead, chunkHead+countSize), true, nil)
+	h.Write(head)
+	if h.col != 0 || h.cr {
+		return 0, false
+	}
+	return h.pending() + c.d.pending(), true
+}
+
+// pending is the size Close would report, without closing: the octets
+// counted, less the stuffed dots, plus the CRLF Close supplies to a last
+// line without one.
+func (d *dotWriter) pending() int64 {
+	n := d.n + int64(len(d.buf)-chunkHead) - d.stuffed
+	if d.col != 0 {
+		n += 2
+	}
+	return n
+}
