@@ -19,8 +19,9 @@ const (
 	// line, so that the command and its chunk go out in one write without
 	// a copy.
 	chunkHead = len("BDAT 4294967295 LAST\r\n")
-	// inSize is how much of the message one read asks for.
-	inSize = 64 << 10
+	// inSize is how much of the message one read asks for: a chunk's
+	// worth, so that a 100 MB message costs a few hundred reads.
+	inSize = 256 << 10
 	// stepRoom is the room the encoder keeps free before each step: what
 	// one step appends (a CRLF that breaks a long line, a stuffed dot and
 	// up to maxLineText octets), plus what Close may add (CRLF ".\r\n").

@@ -90,7 +90,10 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		now = a.Now()
 	}
 	body := NewSpool(DefaultSpoolMemory, a.Spill)
-	h, stats, err := ReadMessage(r, IntakeOptions{IgnoreDots: ignoreDots}, body)
+	// The wire size is counted in the pass that spools the body, so that
+	// a large body is not read back once more before MAIL for SIZE=.
+	wire := relay.NewWireCounter()
+	h, stats, err := ReadMessage(r, IntakeOptions{IgnoreDots: ignoreDots}, io.MultiWriter(body, wire))
 	if err != nil {
 		body.Close()
 		return nil, err
@@ -124,6 +127,9 @@ func (a *Acceptor) accept(r io.Reader, o *Options, ignoreDots bool, envelope fun
 		return nil, err
 	}
 	m.Head = head.Bytes()
+	if n, ok := wire.SizeAfter(m.Head); ok {
+		m.Envelope.Size = n // else 0: relay.Deliver measures it
+	}
 	return m, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"relaymail/config"
+	"relaymail/relay"
 )
 
 func testConfig(t *testing.T, extra string) *config.Config {
@@ -141,5 +142,57 @@ func TestAcceptSMTP(t *testing.T) {
 	}
 	if _, err := a.AcceptSMTP(strings.NewReader(data), &Options{}, "", nil); !errors.Is(err, ErrUsage) {
 		t.Errorf("no recipients: err = %v", err)
+	}
+}
+
+// TestAcceptWireSize: the intake counts the wire size (SIZE=) while it
+// spools the body, and it is what relay.WireSize gives for the message as
+// it will be sent (rewritten header block included), so relay.Deliver
+// need not read the body again to measure it. Bodies past the memory
+// limit spill to a file and are counted the same.
+func TestAcceptWireSize(t *testing.T) {
+	long := strings.Repeat("y", 3000)
+	tests := []struct {
+		name  string
+		argv  []string
+		stdin string
+		known bool // the size is counted (else 0: Deliver measures it)
+	}{
+		{"LF", []string{"sendmail", "b@example.org"}, "Subject: x\n\nhi\n.dot\n", true},
+		{"CRLF and stuffed dots", []string{"sendmail", "b@example.org"}, "Subject: x\r\n\r\n..a\r\n.\r\nafter\r\n", true},
+		{"-i keeps the lone dot", []string{"sendmail", "-i", "b@example.org"}, "Subject: x\n\n.\n..\nend", true},
+		{"lone CRs and long lines", []string{"sendmail", "b@example.org"}, "Subject: x\n\na\rb\r\r" + long + "\n." + long, true},
+		{"no separator", []string{"sendmail", "b@example.org"}, "Subject: x\nnot a header line\n", true},
+		{"header only", []string{"sendmail", "b@example.org"}, "Subject: x", true},
+		{"-t drops Bcc", []string{"sendmail", "-t"}, "To: a@x.org\nBcc: c@z.org\n\nhi\n", true},
+		{"spilled", []string{"sendmail", "-i", "b@example.org"}, "Subject: x\n\n" + strings.Repeat(".l\n"+long+"\r\n", DefaultSpoolMemory/3000+10), true},
+		{"separator a lone CR", []string{"sendmail", "b@example.org"}, "Subject: x\n\rbody\n", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := ParseArgs(tt.argv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := &Acceptor{Config: testConfig(t, ""), Caller: Caller{Login: "alice"}}
+			m, err := a.Accept(strings.NewReader(tt.stdin), o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			if tt.name == "spilled" && m.Spool().Spilled() == nil {
+				t.Fatal("the body did not spill")
+			}
+			want, err := relay.WireSize(io.NewSectionReader(m.Content(), 0, m.Size()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tt.known {
+				want = 0
+			}
+			if m.Envelope.Size != want {
+				t.Errorf("Envelope.Size = %d, want %d", m.Envelope.Size, want)
+			}
+		})
 	}
 }

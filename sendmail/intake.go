@@ -21,9 +21,14 @@ func dataErrorf(format string, args ...any) error { return classErrorf(ErrData, 
 // the bound only stops a runaway input from exhausting memory.
 const DefaultMaxHeaderBytes = 1 << 20
 
-// readBufSize is the only buffer the intake uses: a body line longer than
-// this passes through in pieces and is never held whole.
+// readBufSize is the buffer the intake reads lines through: a body line
+// longer than this passes through in pieces and is never held whole.
 const readBufSize = 64 << 10
+
+// copyBufSize is what one read asks for once nothing in the body is
+// special any more (-i): a 100 MB body costs a few hundred reads and as
+// many writes to the spool, not thousands.
+const copyBufSize = 256 << 10
 
 // IntakeOptions says how ReadMessage treats its input.
 type IntakeOptions struct {
@@ -297,7 +302,7 @@ func hasHighBit(b []byte) bool {
 
 // copyRest passes the rest of the input to the body as it comes.
 func (in *intake) copyRest() error {
-	buf := make([]byte, readBufSize)
+	buf := make([]byte, copyBufSize)
 	for {
 		n, err := in.br.Read(buf)
 		if n > 0 {

@@ -402,13 +402,17 @@ func (w *limitWriter) Write(p []byte) (int, error) {
 }
 
 func TestReadMessageLongLines(t *testing.T) {
-	const lineLen = 100 << 10
+	const lineLen = copyBufSize + 10<<10
 	long := strings.Repeat("y", lineLen)
 	for _, ignoreDots := range []bool{false, true} {
-		// Body lines of 100 kB, one starting with "..": streamed in pieces
-		// no larger than the read buffer, the stuffing still undone.
+		// Body lines longer than any buffer, one starting with "..":
+		// streamed in pieces no larger than the read buffer (with -i, the
+		// copy buffer), the stuffing still undone.
 		in := "Subject: long\n\n" + long + "\n.." + long + "\n" + long
 		w := &limitWriter{max: readBufSize}
+		if ignoreDots {
+			w.max = copyBufSize
+		}
 		_, st, err := ReadMessage(iotest.HalfReader(strings.NewReader(in)), IntakeOptions{IgnoreDots: ignoreDots}, w)
 		if err != nil {
 			t.Fatal(err)

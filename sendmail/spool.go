@@ -88,8 +88,17 @@ func (s *Spool) Write(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	s.pending = append(s.pending, p...)
 	s.size += int64(len(p))
+	if len(s.pending) == 0 && len(p) >= spillBuffer {
+		// A large write (the intake copying a body in big reads) goes
+		// to the file as it is, without a copy into pending first.
+		if rest, err := s.writeFile(p); err != nil {
+			s.pending = append(s.pending, rest...)
+			return len(p), err
+		}
+		return len(p), nil
+	}
+	s.pending = append(s.pending, p...)
 	if len(s.pending) >= spillBuffer {
 		if err := s.Flush(); err != nil {
 			return len(p), err
@@ -115,7 +124,14 @@ func (s *Spool) spill() error {
 // Flush writes out what is pending for the spill file. ReadAt does it by
 // itself; a caller handing the file on (to the queue) calls it first.
 func (s *Spool) Flush() error {
-	p := s.pending
+	rest, err := s.writeFile(s.pending)
+	s.pending = append(s.pending[:0], rest...) // keep the buffer: one allocation per message
+	return err
+}
+
+// writeFile writes p to the spill file, moving to a temporary file when
+// the spill file fails. On an error it returns what was not written.
+func (s *Spool) writeFile(p []byte) ([]byte, error) {
 	for s.file != nil && len(p) > 0 {
 		n, err := s.file.Write(p)
 		s.written += int64(n)
@@ -124,12 +140,10 @@ func (s *Spool) Flush() error {
 			break
 		}
 		if err := s.rescue(err); err != nil {
-			s.pending = append(s.pending[:0], p...)
-			return err
+			return p, err
 		}
 	}
-	s.pending = s.pending[:0] // keep the buffer: one allocation per message
-	return nil
+	return nil, nil
 }
 
 // rescue replaces a failing spill file with a temporary one holding what

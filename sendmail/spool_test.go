@@ -19,6 +19,7 @@ func TestSpool(t *testing.T) {
 		{"fits in memory", 10, []string{"abc", "defghij"}, false},
 		{"spills on the write that crosses the limit", 10, []string{"abcdef", "ghijk", "lmn"}, true},
 		{"one big write", 4, []string{strings.Repeat("x", 100)}, true},
+		{"writes past the buffer go straight to the file", 10, []string{"ab", strings.Repeat("y", spillBuffer+1), "c", strings.Repeat("z", 3*spillBuffer), "d"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,19 +87,30 @@ func TestSpoolRescue(t *testing.T) {
 		{"full after 100 kB", func() (SpillFile, error) { return &fullFile{room: 100_000}, nil }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := NewSpool(1000, tt.spill)
-			defer s.Close()
-			for _, line := range strings.SplitAfter(content, "\n") {
-				if _, err := s.Write([]byte(line)); err != nil {
-					t.Fatal(err)
+			// Line by line (the intake's header and dot handling), and
+			// in pieces larger than the buffer (its copy of a -i body).
+			for _, piece := range []int{0, 3 * spillBuffer / 2} {
+				s := NewSpool(1000, tt.spill)
+				defer s.Close()
+				writes := strings.SplitAfter(content, "\n")
+				if piece > 0 {
+					writes = []string{content[:500]}
+					for p := content[500:]; len(p) > 0; p = p[min(piece, len(p)):] {
+						writes = append(writes, p[:min(piece, len(p))])
+					}
 				}
-			}
-			got, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size()))
-			if err != nil || string(got) != content {
-				t.Fatalf("content differs (%d of %d bytes, %v)", len(got), len(content), err)
-			}
-			if _, ok := s.Spilled().(*fullFile); ok {
-				t.Error("still on the full file")
+				for _, w := range writes {
+					if _, err := s.Write([]byte(w)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				got, err := io.ReadAll(io.NewSectionReader(s, 0, s.Size()))
+				if err != nil || string(got) != content {
+					t.Fatalf("pieces of %d: content differs (%d of %d bytes, %v)", piece, len(got), len(content), err)
+				}
+				if _, ok := s.Spilled().(*fullFile); ok {
+					t.Errorf("pieces of %d: still on the full file", piece)
+				}
 			}
 		})
 	}

@@ -264,9 +264,10 @@ func (s *session) reopen(ctx context.Context, msg *sendmail.Message) bool {
 	}
 	env := msg.Envelope
 	env.To = again
-	env.Size = 0
-	if n, err := relay.WireSize(io.NewSectionReader(msg.Content(), 0, msg.Size())); err == nil {
-		env.Size = n
+	if env.Size == 0 { // not counted by the intake (rare): measure it
+		if n, err := relay.WireSize(io.NewSectionReader(msg.Content(), 0, msg.Size())); err == nil {
+			env.Size = n
+		}
 	}
 	tx, err := s.rs.Begin(ctx, &env)
 	if err != nil {
