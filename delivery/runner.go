@@ -85,13 +85,35 @@ func (r *Runner) Run(ctx context.Context, pass Pass) error {
 		r.Logger.Warn("queue: " + err.Error())
 	}
 	var bounces []string
-	for _, env := range envs {
+	// The message after the one being sent is locked and read first, so
+	// that its MAIL can go out behind the final dot (SendPipelined): at
+	// most two messages are held at a time, whatever the queue's size.
+	i := 0
+	take := func() *job {
+		for ; i < len(envs) && ctx.Err() == nil; i++ {
+			if pass != FullPass && !envs[i].Due(r.now()) {
+				continue
+			}
+			j, b := r.prepare(envs[i].ID)
+			bounces = append(bounces, b...)
+			if j != nil {
+				i++
+				return j
+			}
+		}
+		return nil
+	}
+	for cur := take(); cur != nil; {
+		next := take()
+		bounces = append(bounces, r.deliver(ctx, cur, next)...)
+		cur.it.Unlock()
 		if ctx.Err() != nil {
+			if next != nil {
+				next.it.Unlock() // its MAIL may be out: closeSession ends that transaction
+			}
 			return nil
 		}
-		if pass == FullPass || env.Due(r.now()) {
-			bounces = append(bounces, r.process(ctx, env.ID)...)
-		}
+		cur = next
 	}
 	for _, id := range bounces {
 		if ctx.Err() != nil {
@@ -133,17 +155,37 @@ func (r *Runner) Loop(ctx context.Context, interval time.Duration) error {
 	}
 }
 
+// job is a locked message ready to send: its envelope as it goes on the
+// wire (the stored one, with the size as sent) and its content.
+type job struct {
+	it   *queue.Item
+	renv relay.Envelope
+	msg  *io.SectionReader
+}
+
 // process takes one message, tries it, and records the outcome. It
 // returns the ids of bounces it queued.
 func (r *Runner) process(ctx context.Context, id string) []string {
+	j, bounce := r.prepare(id)
+	if j == nil {
+		return bounce
+	}
+	defer j.it.Unlock()
+	return r.deliver(ctx, j, nil)
+}
+
+// prepare locks message id and returns it ready to send; nil when it
+// cannot be had (locked by another runner, gone) or is settled already:
+// queued longer than max_age, it is given up here, and the ids of the
+// bounces queued for it are returned. The caller unlocks the job.
+func (r *Runner) prepare(id string) (*job, []string) {
 	it, err := r.Queue.Lock(id)
 	if err != nil {
 		if !errors.Is(err, queue.ErrLocked) && !errors.Is(err, queue.ErrNotFound) && !errors.Is(err, queue.ErrNoBody) {
 			r.Logger.Warn("queue: " + err.Error())
 		}
-		return nil
+		return nil, nil
 	}
-	defer it.Unlock()
 	env := it.Env
 
 	if r.now().Sub(env.Created) > r.Config.Queue.MaxAge {
@@ -160,14 +202,25 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 		l.write(r.Logger)
 		bounce := r.bounce(env, failed, "The message could not be delivered within "+r.Config.Queue.MaxAge.String()+".")
 		r.giveUp(it)
-		return bounce
+		it.Unlock()
+		return nil, bounce
 	}
-
 	content, size := it.Content()
-	wire, _ := relay.WireSize(io.NewSectionReader(content, 0, size)) // 0 (no SIZE=) when unreadable: sending fails then too
-	renv := env.Envelope                                             // the stored envelope, with the size as sent
-	renv.Size = wire
-	host, res, err := r.send(ctx, &renv, io.NewSectionReader(content, 0, size))
+	j := &job{it: it, renv: env.Envelope, msg: io.NewSectionReader(content, 0, size)}
+	j.renv.Size, _ = relay.WireSize(io.NewSectionReader(content, 0, size)) // 0 (no SIZE=) when unreadable: sending fails then too
+	return j, nil
+}
+
+// deliver tries j and records the outcome; next, when not nil, is the
+// message the caller sends after it, whose envelope may go out behind
+// j's final dot. It returns the ids of bounces it queued.
+func (r *Runner) deliver(ctx context.Context, j *job, next *job) []string {
+	it, env := j.it, j.it.Env
+	var nextEnv *relay.Envelope
+	if next != nil {
+		nextEnv = &next.renv
+	}
+	host, res, err := r.send(ctx, &j.renv, j.msg, nextEnv)
 	if err != nil && host == "" && ctx.Err() != nil {
 		return nil // stopped while connecting: no attempt was made
 	}
@@ -235,7 +288,7 @@ func (r *Runner) process(ctx context.Context, id string) []string {
 // A host whose Dial failed (refused, timed out, no greeting, TLS or
 // STARTTLS failure, AUTH) is not dialled again in this pass (r.dead): the
 // message gets that host's error, and the next host is tried.
-func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (string, *relay.Result, error) {
+func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader, next *relay.Envelope) (string, *relay.Result, error) {
 	if r.sess == nil {
 		d := relay.Dialer{Hosts: hostsNotice(r.Config, r.Notice), Dead: &r.dead,
 			Options: relay.Options{LocalName: r.Config.Hostname, Trace: r.Trace}}
@@ -255,8 +308,9 @@ func (r *Runner) send(ctx context.Context, env *relay.Envelope, msg io.Reader) (
 		r.tls = tlsName(last.TLS)
 	}
 	host := hostName(r.sess.Host())
-	// Once a transaction starts, a stop no longer interrupts it (see Run).
-	res, err := r.sess.Send(context.WithoutCancel(ctx), env, msg)
+	// Once a transaction starts, a stop no longer interrupts it (see Run),
+	// but it keeps the next one from going out behind the final dot.
+	res, err := r.sess.SendPipelined(context.WithoutCancel(ctx), env, msg, next, ctx)
 	if err != nil {
 		r.closeSession()
 	}

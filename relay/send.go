@@ -86,6 +86,15 @@ func (r *Result) Refused() []RecipientResult {
 // Send may be called again on the same session (RSET is sent first when
 // the last transaction did not finish), unless the session is broken.
 func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Result, error) {
+	pre := s.pending // env's first group, when it went out behind the last final dot
+	if pre != nil && pre.env != env {
+		// Another transaction was written behind the dot: end it first.
+		end := s.begin(ctx)
+		s.settlePending()
+		end()
+		pre = nil
+	}
+	s.pending = nil
 	res := &Result{Recipients: make([]RecipientResult, len(env.To))}
 	for i, to := range env.To {
 		res.Recipients[i].Addr = to
@@ -131,7 +140,7 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	end := s.begin(ctx)
 	defer end()
 
-	if s.inTx {
+	if s.inTx && pre == nil {
 		r, err := s.cmd(command{name: "RSET", line: "RSET"})
 		if err != nil {
 			return fail(err)
@@ -190,13 +199,21 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 				dataSent = true
 			}
 		}
-		first = false
 		if len(cmds) == 0 {
 			break // BDAT without PIPELINING: the last RCPT has its reply
 		}
-		if err := s.write(cmds...); err != nil {
+		if first && pre != nil {
+			// Written behind the last final dot (SendPipelined): only
+			// the replies are due.
+			if !sameLines(pre.cmds, cmds) {
+				e := errors.New("relay: internal error: the pipelined envelope does not match the message")
+				s.broken = e
+				return fail(e)
+			}
+		} else if err := s.write(cmds...); err != nil {
 			return fail(err)
 		}
+		first = false
 		for _, c := range cmds {
 			r, err := s.readReply(c.name, c.arg)
 			if err != nil {
@@ -325,6 +342,18 @@ func (s *Session) sendData(msg io.Reader) (*Reply, error) {
 	}
 	s.tr.body(dw.n)
 	s.tr.client(".")
+	if b := s.behind; b != nil && !s.quitAfterData && b.stop.Err() == nil {
+		// RFC 2920 §3.1: the next transaction's MAIL, RCPTs and DATA may
+		// follow the final dot in the same write; their replies come
+		// after the dot's, and the next Send reads them.
+		for _, c := range b.cmds {
+			s.tr.client(c.line)
+			_, _ = s.bw.WriteString(c.line)
+			_, _ = s.bw.WriteString("\r\n")
+		}
+		s.pending = b
+	}
+	s.behind = nil
 	if s.quitAfterData {
 		// RFC 2920 §3.1: QUIT may close a group; its reply arrives with
 		// the one to the final dot, saving the round trip of its own.
@@ -463,6 +492,107 @@ func (s *Session) encodeBody(dw *dotWriter, msg io.Reader, op string) error {
 	}
 	_ = s.Close()
 	return err
+}
+
+// pendingTx is a transaction's first group of commands (MAIL, RCPTs and
+// DATA) to be written, or already written, behind the previous message's
+// final dot.
+type pendingTx struct {
+	env  *Envelope
+	cmds []command
+	stop context.Context // done: do not write it
+}
+
+// SendPipelined is Send for a message with another behind it. When the
+// server offers PIPELINING and both go with DATA (not BDAT), next's MAIL,
+// RCPTs (up to pipelineBatch) and DATA travel in the same write as this
+// message's final dot (RFC 2920 §3.1), unless stop is done by then: a
+// session of many messages then costs one round trip per message, not
+// two. The replies to next's commands are read by the following Send or
+// SendPipelined for next, the same *Envelope, which must come next;
+// Quit instead reads them and ends that transaction unsent (closing
+// the connection when the server already answered DATA with 354: no
+// command can end a message body, and a server delivers only on the
+// final dot, RFC 5321 §4.1.1.4).
+//
+// The result for env is exactly Send's: the replies that follow the one
+// to its dot belong to next. Whatever that reply was (a 554, or none
+// because the connection dropped), next's own outcome comes from its own
+// replies, or from the broken session.
+//
+// A message sent with BDAT is never pipelined across its BDAT LAST: RFC
+// 3030 shows the commands after a BDAT LAST only once its reply is in
+// (§4.2), and says nothing of a transaction that follows it.
+func (s *Session) SendPipelined(ctx context.Context, env *Envelope, msg io.Reader, next *Envelope, stop context.Context) (*Result, error) {
+	s.behind = s.firstGroup(env, next, stop)
+	defer func() { s.behind = nil }()
+	return s.Send(ctx, env, msg)
+}
+
+// firstGroup returns next's first group of commands to go behind env's
+// final dot, or nil when it may not: no PIPELINING, either message goes
+// with BDAT, or next would fail a check before MAIL (Send then reports
+// that for next on its own).
+func (s *Session) firstGroup(env, next *Envelope, stop context.Context) *pendingTx {
+	_, pipelining := s.ext["PIPELINING"]
+	_, chunking := s.ext["CHUNKING"]
+	if next == nil || next == env || !pipelining || len(next.To) == 0 ||
+		chunking && (env.Size >= bdatMinSize || next.Size >= bdatMinSize) {
+		return nil
+	}
+	for _, to := range next.To {
+		if CheckAddress(to) != nil {
+			return nil
+		}
+	}
+	mail, rcpts, err := s.envelopeCommands(next)
+	if err != nil {
+		return nil
+	}
+	n := min(pipelineBatch, len(rcpts))
+	cmds := append([]command{mail}, rcpts[:n]...)
+	if n == len(rcpts) {
+		cmds = append(cmds, command{name: "DATA", line: "DATA"})
+	}
+	return &pendingTx{env: next, cmds: cmds, stop: stop}
+}
+
+// settlePending reads the replies to a group written behind the last
+// final dot that no Send took up, and reports whether the session is
+// still in step. When the server answered its DATA with 354, it waits for
+// a message body that will not come and no command can end: the
+// connection is closed, and the server, which delivers only on the final
+// dot, drops the transaction.
+func (s *Session) settlePending() bool {
+	p := s.pending
+	s.pending = nil
+	if p == nil || s.broken != nil {
+		return s.broken == nil
+	}
+	s.inTx = true // MAIL may have been taken: RSET before another
+	for _, c := range p.cmds {
+		r, err := s.readReply(c.name, c.arg)
+		if err != nil {
+			return false
+		}
+		if c.name == "DATA" && r.Code == 354 {
+			_ = s.Close()
+			return false
+		}
+	}
+	return true
+}
+
+func sameLines(a, b []command) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].line != b[i].line {
+			return false
+		}
+	}
+	return true
 }
 
 // SendAndQuit is Send for the last message of a session, followed by

@@ -172,6 +172,12 @@ type Session struct {
 
 	quitAfterData bool // SendAndQuit: pipeline QUIT behind the final dot
 	quitSent      bool // and it was written
+
+	// behind is what SendPipelined asks sendData to write behind the
+	// final dot; pending is such a group once written, its replies not
+	// yet read (the next Send reads them, or Quit).
+	behind  *pendingTx
+	pending *pendingTx
 }
 
 // Dial connects to h and returns a session ready to send: it reads the
@@ -637,6 +643,11 @@ func (s *Session) Quit() error {
 	var err error
 	if s.broken == nil {
 		end := s.begin(context.Background())
+		if !s.settlePending() {
+			end()
+			_ = s.Close()
+			return nil
+		}
 		var r *Reply
 		r, err = s.cmd(command{name: "QUIT", line: "QUIT"})
 		if err == nil && r.Code/100 != 2 {
