@@ -61,9 +61,9 @@ func BenchmarkQueueMemory(b *testing.B) {
 	rcpts := recipients(1)
 	work := filepath.Join(env.dir, "queuememory")
 	type row struct {
-		n       int
-		fill    time.Duration
-		r       flushResult
+		n    int
+		fill time.Duration
+		r    flushResult
 	}
 	var rows []row
 	loadBefore := loadAvg()
