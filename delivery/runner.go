@@ -80,24 +80,25 @@ func (r *Runner) Run(ctx context.Context, pass Pass) error {
 		r.Logger.Warn("queue cleanup: " + err.Error())
 	}
 	r.failBodiless()
-	envs, err := r.Queue.List()
-	if err != nil {
+	// One message at a time, oldest first: a pass holds the same memory
+	// over ten thousand messages as over ten (queue.Walk). The files it
+	// cannot read are known once it has started, and named then, once.
+	w := r.Queue.Walk()
+	if err := w.Err(); err != nil {
 		r.Logger.Warn("queue: " + err.Error())
 	}
 	var bounces []string
 	// The message after the one being sent is locked and read first, so
 	// that its MAIL can go out behind the final dot (SendPipelined): at
 	// most two messages are held at a time, whatever the queue's size.
-	i := 0
 	take := func() *job {
-		for ; i < len(envs) && ctx.Err() == nil; i++ {
-			if pass != FullPass && !envs[i].Due(r.now()) {
+		for ctx.Err() == nil && w.Next() {
+			if pass != FullPass && !w.Due(r.now()) {
 				continue
 			}
-			j, b := r.prepare(envs[i].ID)
+			j, b := r.prepare(w.ID())
 			bounces = append(bounces, b...)
 			if j != nil {
-				i++
 				return j
 			}
 		}

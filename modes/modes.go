@@ -1,6 +1,7 @@
 package modes
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -174,19 +175,21 @@ func (inv *Invocation) listQueue() error {
 	if err != nil {
 		return err
 	}
+	// One message at a time (queue.Walk), whatever the queue's size;
+	// the lines are buffered, then the files it could not read named.
+	out := bufio.NewWriter(inv.Stdout)
+	var w *queue.Walk
 	if inv.Options.ListFailed {
-		failed, err := q.ListFailed()
-		if err != nil {
-			fmt.Fprintf(inv.Stderr, "relaymail: %v\n", err)
-		}
-		queue.FormatFailed(inv.Stdout, failed, time.Now())
-		return nil
+		w = q.WalkFailed()
+		queue.FormatFailed(out, w.All(), w.IDWidth(), time.Now())
+	} else {
+		w = q.Walk()
+		queue.FormatList(out, w.All(), w.IDWidth(), time.Now())
 	}
-	queued, err := q.List()
-	if err != nil {
+	out.Flush()
+	if err := w.Err(); err != nil {
 		fmt.Fprintf(inv.Stderr, "relaymail: %v\n", err)
 	}
-	queue.FormatList(inv.Stdout, queued, time.Now())
 	return nil
 }
 

@@ -3,66 +3,182 @@ package queue
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"slices"
+	"strings"
 	"time"
 )
 
-// List returns the queued messages (not the failed ones), oldest first.
-// Messages that vanish while it reads (delivered by a runner) are
-// skipped. A file that cannot be read or decoded does not stop it: the
-// envelopes it could read come back with an error that names each bad
-// file.
-func (q *Queue) List() ([]*Envelope, error) { return q.list(dirEnv) }
+// List returns the queued messages (not the failed ones), oldest first,
+// as Walk reads them. It holds them all in memory: a pass over the queue
+// (the runner, mailq) uses Walk instead.
+func (q *Queue) List() ([]*Envelope, error) { return q.Walk().collect() }
 
 // ListFailed returns the messages given up and kept in failed/, oldest
 // first, like List.
-func (q *Queue) ListFailed() ([]*Envelope, error) { return q.list(dirFailedEnv) }
+func (q *Queue) ListFailed() ([]*Envelope, error) { return q.WalkFailed().collect() }
 
-func (q *Queue) list(sub string) ([]*Envelope, error) {
-	entries, err := os.ReadDir(q.path(sub, ""))
+// Walk is one pass over the messages of a queue directory, oldest first
+// (by arrival, then id), that holds one envelope at a time: its memory
+// does not grow with the queue's size but by a few dozen octets per
+// message (its id, arrival and retry time, read from the envelope line
+// alone; 10,000 messages cost about 1 MiB less than their envelopes
+// would). Messages that vanish while it reads (delivered by a runner)
+// are skipped. A file that cannot be read or decoded does not stop it:
+// it is skipped, and Err names each bad file once.
+//
+//	w := q.Walk()
+//	for w.Next() {
+//		... w.ID(), w.Due(now), w.Envelope() ...
+//	}
+//	err := w.Err()
+type Walk struct {
+	q     *Queue
+	sub   string
+	refs  []walkRef
+	cur   walkRef
+	width int
+	errs  []error
+}
+
+// walkRef is what a Walk keeps of a message until its turn comes.
+type walkRef struct {
+	id      string
+	created time.Time
+	next    time.Time // NextAttempt
+}
+
+// Walk starts a pass over the queued messages (not the failed ones). The
+// envelope lines are read now, to put the messages in order; each
+// envelope is read again, whole, when Envelope asks for it.
+func (q *Queue) Walk() *Walk { return q.walk(dirEnv) }
+
+// WalkFailed starts a pass over the messages given up and kept in
+// failed/, like Walk.
+func (q *Queue) WalkFailed() *Walk { return q.walk(dirFailedEnv) }
+
+func (q *Queue) walk(sub string) *Walk {
+	w := &Walk{q: q, sub: sub}
+	d, err := os.Open(q.path(sub, ""))
 	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
+		w.errs = append(w.errs, fmt.Errorf("queue: %w", err))
+		return w
 	}
-	var envs []*Envelope
-	var errs []error
-	for _, de := range entries {
-		path := q.path(sub, de.Name())
-		if !ValidID(de.Name()) {
-			errs = append(errs, fmt.Errorf("queue: %s: not a message id", path))
-			continue
+	defer d.Close()
+	var buf []byte
+	for {
+		// In pieces, so that the names are not held beside the refs.
+		names, err := d.Readdirnames(256)
+		for _, name := range names {
+			buf = w.add(name, buf)
 		}
-		e, err := readEnv(path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			continue
-		case err != nil:
-			errs = append(errs, err)
-			continue
-		case e.ID != de.Name():
-			errs = append(errs, fmt.Errorf("queue: %s: corrupt: it holds message %s", path, e.ID))
-			continue
-		case sub == dirEnv && q.bodiless(e.ID):
-			// Not a message that will be sent: name it, do not list it.
-			errs = append(errs, fmt.Errorf("%w: %s (the next queue run moves it to failed/)", ErrNoBody, path))
-			continue
+		if err == io.EOF {
+			break
 		}
-		envs = append(envs, e)
+		if err != nil {
+			w.errs = append(w.errs, fmt.Errorf("queue: %w", err))
+			break
+		}
 	}
-	slices.SortFunc(envs, func(a, b *Envelope) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
+	slices.SortFunc(w.refs, func(a, b walkRef) int {
+		if c := a.created.Compare(b.created); c != 0 {
 			return c
 		}
-		if a.ID < b.ID {
-			return -1
-		}
-		if a.ID > b.ID {
-			return 1
-		}
-		return 0
+		return strings.Compare(a.id, b.id)
 	})
-	return envs, errors.Join(errs...)
+	return w
+}
+
+// add reads the envelope line of the message called name and keeps it
+// for the pass, or the reason it cannot be listed.
+func (w *Walk) add(name string, buf []byte) []byte {
+	path := w.q.path(w.sub, name)
+	if !ValidID(name) {
+		w.errs = append(w.errs, fmt.Errorf("queue: %s: not a message id", path))
+		return buf
+	}
+	e, buf, err := readEnvLine(path, buf)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return buf
+	case err != nil:
+		w.errs = append(w.errs, err)
+		return buf
+	case e.ID != name:
+		w.errs = append(w.errs, fmt.Errorf("queue: %s: corrupt: it holds message %s", path, e.ID))
+		return buf
+	case w.sub == dirEnv && w.q.bodiless(e.ID):
+		// Not a message that will be sent: name it, do not list it.
+		w.errs = append(w.errs, fmt.Errorf("%w: %s (the next queue run moves it to failed/)", ErrNoBody, path))
+		return buf
+	}
+	w.refs = append(w.refs, walkRef{id: name, created: e.Created, next: e.NextAttempt})
+	w.width = max(w.width, len(name))
+	return buf
+}
+
+// Next moves to the next message; false when there is none left.
+func (w *Walk) Next() bool {
+	if len(w.refs) == 0 {
+		w.cur = walkRef{}
+		return false
+	}
+	w.cur, w.refs = w.refs[0], w.refs[1:]
+	return true
+}
+
+// ID is the current message's id.
+func (w *Walk) ID() string { return w.cur.id }
+
+// Due reports whether the current message's retry time has come at now,
+// as its envelope said when the Walk started (Envelope.Due).
+func (w *Walk) Due(now time.Time) bool { return !now.Before(w.cur.next) }
+
+// IDWidth is the length of the longest id among the messages of the pass,
+// for a table's id column.
+func (w *Walk) IDWidth() int { return w.width }
+
+// Envelope reads the current message's envelope in full, header block
+// included. It returns nil when the message has gone meanwhile, or when
+// its file can no longer be read or decoded (then Err names it).
+func (w *Walk) Envelope() *Envelope {
+	path := w.q.path(w.sub, w.cur.id)
+	e, err := readEnv(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		w.errs = append(w.errs, err)
+		return nil
+	case e.ID != w.cur.id:
+		w.errs = append(w.errs, fmt.Errorf("queue: %s: corrupt: it holds message %s", path, e.ID))
+		return nil
+	}
+	return e
+}
+
+// All reads the remaining messages' envelopes one at a time (Envelope),
+// skipping the ones that have gone or cannot be read.
+func (w *Walk) All() iter.Seq[*Envelope] {
+	return func(yield func(*Envelope) bool) {
+		for w.Next() {
+			if e := w.Envelope(); e != nil && !yield(e) {
+				return
+			}
+		}
+	}
+}
+
+// Err names each file the pass could not read or decode so far, and the
+// directory when it could not be read; nil when there was none.
+func (w *Walk) Err() error { return errors.Join(w.errs...) }
+
+func (w *Walk) collect() ([]*Envelope, error) {
+	envs := slices.Collect(w.All())
+	return envs, w.Err()
 }
 
 // Requeue puts a failed message back in the queue for the admin

@@ -156,41 +156,54 @@ func decodeEnvelope(data []byte) (*Envelope, error) {
 	if nl < 0 {
 		return nil, errors.New("no end to the envelope line")
 	}
-	line, header := data[:nl], data[nl+1:]
+	e, headerSize, err := decodeLine(data[:nl], int64(len(data)-nl-1))
+	if err != nil {
+		return nil, err
+	}
+	e.Header = bytes.Clone(data[nl+1 : nl+1+headerSize])
+	return e, nil
+}
+
+// decodeLine parses the envelope line of an env file in which rest
+// octets follow the line's newline, and checks the sizes the line gives
+// against rest: the header for a plain file, the header and the body for
+// a combined one. It returns the envelope without its Header, and the
+// header's length. A pass over the queue (Walk) reads no more than this,
+// so it holds one line, not one header block, per message it looks at.
+func decodeLine(line []byte, rest int64) (*Envelope, int, error) {
 	var v struct {
 		Version int `json:"v"`
 	}
 	if err := json.Unmarshal(line, &v); err != nil {
-		return nil, fmt.Errorf("envelope line: %w", err)
+		return nil, 0, fmt.Errorf("envelope line: %w", err)
 	}
 	if v.Version != envVersion && v.Version != combinedVersion {
-		return nil, fmt.Errorf("envelope format version %d, not %d or %d", v.Version, envVersion, combinedVersion)
+		return nil, 0, fmt.Errorf("envelope format version %d, not %d or %d", v.Version, envVersion, combinedVersion)
 	}
 	var f envFile
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("envelope line: %w", err)
+		return nil, 0, fmt.Errorf("envelope line: %w", err)
 	}
 	e := f.Envelope
 	if v.Version == combinedVersion {
 		switch {
 		case f.BodyOffset != 0:
-			return nil, errors.New("body_offset in a combined envelope")
-		case f.HeaderSize < 0 || f.BodySize < 0 || int64(len(header)) != int64(f.HeaderSize)+f.BodySize:
-			return nil, fmt.Errorf("header and body are %d bytes, envelope says %d and %d", len(header), f.HeaderSize, f.BodySize)
+			return nil, 0, errors.New("body_offset in a combined envelope")
+		case f.HeaderSize < 0 || f.BodySize < 0 || rest != int64(f.HeaderSize)+f.BodySize:
+			return nil, 0, fmt.Errorf("header and body are %d bytes, envelope says %d and %d", rest, f.HeaderSize, f.BodySize)
 		}
-		header = header[:f.HeaderSize]
-		e.BodyOffset, e.combined = int64(nl+1+f.HeaderSize), true
+		rest = int64(f.HeaderSize)
+		e.BodyOffset, e.combined = int64(len(line)+1+f.HeaderSize), true
 	}
-	if f.HeaderSize != len(header) {
-		return nil, fmt.Errorf("header is %d bytes, envelope says %d", len(header), f.HeaderSize)
+	if int64(f.HeaderSize) != rest {
+		return nil, 0, fmt.Errorf("header is %d bytes, envelope says %d", rest, f.HeaderSize)
 	}
-	e.Header = bytes.Clone(header)
 	if err := e.validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return &e, nil
+	return &e, f.HeaderSize, nil
 }
 
 // readEnv reads and decodes one env file; an error names the file. A
@@ -214,6 +227,55 @@ func readEnv(path string) (*Envelope, error) {
 		return nil, fmt.Errorf("queue: %s: corrupt: %w", path, err)
 	}
 	return e, nil
+}
+
+// readEnvLine is readEnv without the header block (and the body of a
+// combined file): it reads the envelope line alone and checks the sizes
+// it gives against the file's, so a file it accepts is one readEnv
+// accepts too. buf is reused from call to call; the line read is
+// returned as the new buf.
+func readEnvLine(path string, buf []byte) (*Envelope, []byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, buf, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, buf, fmt.Errorf("queue: %s: %w", path, err)
+	}
+	if st.Size() > maxEnvSize {
+		return nil, buf, fmt.Errorf("queue: %s: corrupt: larger than %d bytes", path, maxEnvSize)
+	}
+	// The line is a few hundred octets: read a block, more only for a
+	// line that does not fit in it (thousands of recipients).
+	buf = buf[:0]
+	nl := -1
+	for nl < 0 && int64(len(buf)) < st.Size() {
+		if len(buf) == cap(buf) {
+			buf = append(buf, make([]byte, max(4096, len(buf)))...)[:len(buf)]
+		}
+		n, err := f.Read(buf[len(buf):min(cap(buf), int(st.Size()))])
+		nl = bytes.IndexByte(buf[len(buf):len(buf)+n], '\n')
+		if nl >= 0 {
+			nl += len(buf)
+		}
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, buf, fmt.Errorf("queue: %s: %w", path, err)
+		}
+	}
+	if nl < 0 {
+		return nil, buf, fmt.Errorf("queue: %s: corrupt: no end to the envelope line", path)
+	}
+	e, _, err := decodeLine(buf[:nl], st.Size()-int64(nl)-1)
+	if err != nil {
+		return nil, buf, fmt.Errorf("queue: %s: corrupt: %w", path, err)
+	}
+	return e, buf, nil
 }
 
 // writeEnv replaces path with e atomically and durably: temporary file in

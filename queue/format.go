@@ -3,6 +3,7 @@ package queue
 import (
 	"fmt"
 	"io"
+	"iter"
 	"strings"
 	"time"
 )
@@ -16,65 +17,104 @@ import (
 // time and sender, the last error in parentheses right-aligned at column
 // 76 (with when it is tried next), then the recipients still to deliver.
 // Messages in failed/ are not waiting: FormatFailed lists them.
-func FormatList(w io.Writer, queued []*Envelope, now time.Time) {
-	if len(queued) == 0 {
+//
+// The messages are written as queued yields them, one at a time, and
+// only the totals are kept: a queue of any size is listed in the memory
+// of one message. idWidth is the length of the longest id among them
+// (Walk.IDWidth), which sets the width of the id column.
+func FormatList(w io.Writer, queued iter.Seq[*Envelope], idWidth int, now time.Time) {
+	t := table{w: w, idw: idWidth, now: now, nextTry: true}
+	for e := range queued {
+		t.add(e)
+	}
+	if t.n == 0 {
 		fmt.Fprintln(w, "Mail queue is empty")
 		return
 	}
-	formatTable(w, queued, now, true)
+	t.end()
 }
 
 // FormatFailed writes the messages kept in failed/ (mailq --failed): a
 // line saying how to requeue or delete them, then the layout of
 // FormatList without a next try (they have none), or "No failed
-// messages".
-func FormatFailed(w io.Writer, failed []*Envelope, now time.Time) {
-	if len(failed) == 0 {
+// messages". It streams them as FormatList does.
+func FormatFailed(w io.Writer, failed iter.Seq[*Envelope], idWidth int, now time.Time) {
+	t := table{w: w, idw: idWidth, now: now,
+		intro: "Failed, not retried: relaymail --requeue ID puts one back in the queue, relaymail --delete ID removes it."}
+	for e := range failed {
+		t.add(e)
+	}
+	if t.n == 0 {
 		fmt.Fprintln(w, "No failed messages")
 		return
 	}
-	fmt.Fprintln(w, "Failed, not retried: relaymail --requeue ID puts one back in the queue, relaymail --delete ID removes it.")
-	formatTable(w, failed, now, false)
+	t.end()
 }
 
-// formatTable writes envs in Postfix's layout and the summary line.
-func formatTable(w io.Writer, envs []*Envelope, now time.Time, nextTry bool) {
-	idw := len("----Queue ID-----")
+// IDWidth is the length of the longest id in envs, for FormatList and
+// FormatFailed given envelopes held in memory.
+func IDWidth(envs []*Envelope) int {
+	n := 0
 	for _, e := range envs {
-		idw = max(idw, len(e.ID))
+		n = max(n, len(e.ID))
 	}
-	fmt.Fprintf(w, "%-*s %8s %-19s %s\n", idw, "----Queue ID-----", "--Size--", "---Arrival Time----", "--Sender/Recipient------")
-	var total int64
-	for i, e := range envs {
-		if i > 0 {
-			fmt.Fprintln(w)
+	return n
+}
+
+// table writes messages in Postfix's layout as they come, the heading
+// before the first, and keeps the count and total size for the summary
+// line (end).
+type table struct {
+	w       io.Writer
+	idw     int
+	now     time.Time
+	nextTry bool   // say when each message is tried next
+	intro   string // a line before the heading, if any
+	n       int
+	total   int64
+}
+
+func (t *table) add(e *Envelope) {
+	w := t.w
+	if t.n == 0 {
+		t.idw = max(t.idw, len("----Queue ID-----"))
+		if t.intro != "" {
+			fmt.Fprintln(w, t.intro)
 		}
-		total += e.Size()
-		sender := e.From
-		if sender == "" {
-			sender = "MAILER-DAEMON"
-		}
-		arrival := e.Created.In(now.Location()).Format("Mon Jan _2 15:04:05")
-		fmt.Fprintf(w, "%-*s %8d %19.19s %s\n", idw, e.ID, e.Size(), arrival, oneLine(sender))
-		why := oneLine(e.LastError)
-		if nextTry && e.NextAttempt.After(now) {
-			if why != "" {
-				why += "; "
-			}
-			why += "next try in " + formatAge(e.NextAttempt.Sub(now))
-		}
+		fmt.Fprintf(w, "%-*s %8s %-19s %s\n", t.idw, "----Queue ID-----", "--Size--", "---Arrival Time----", "--Sender/Recipient------")
+	} else {
+		fmt.Fprintln(w)
+	}
+	t.n++
+	t.total += e.Size()
+	sender := e.From
+	if sender == "" {
+		sender = "MAILER-DAEMON"
+	}
+	arrival := e.Created.In(t.now.Location()).Format("Mon Jan _2 15:04:05")
+	fmt.Fprintf(w, "%-*s %8d %19.19s %s\n", t.idw, e.ID, e.Size(), arrival, oneLine(sender))
+	why := oneLine(e.LastError)
+	if t.nextTry && e.NextAttempt.After(t.now) {
 		if why != "" {
-			fmt.Fprintf(w, "%*s(%s)\n", max(0, 76-len(why)), "", why)
+			why += "; "
 		}
-		for _, r := range e.To {
-			fmt.Fprintf(w, "%-*s %8s %-19s %s\n", idw, "", "", "", oneLine(r))
-		}
+		why += "next try in " + formatAge(e.NextAttempt.Sub(t.now))
 	}
+	if why != "" {
+		fmt.Fprintf(w, "%*s(%s)\n", max(0, 76-len(why)), "", why)
+	}
+	for _, r := range e.To {
+		fmt.Fprintf(w, "%-*s %8s %-19s %s\n", t.idw, "", "", "", oneLine(r))
+	}
+}
+
+// end writes the summary line.
+func (t *table) end() {
 	req := "Requests"
-	if len(envs) == 1 {
+	if t.n == 1 {
 		req = "Request"
 	}
-	fmt.Fprintf(w, "\n-- %d Kbytes in %d %s.\n", total/1024, len(envs), req)
+	fmt.Fprintf(t.w, "\n-- %d Kbytes in %d %s.\n", t.total/1024, t.n, req)
 }
 
 // formatAge renders a duration the way an admin reads a queue: its two

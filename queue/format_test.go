@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"relaymail/message"
 	"strings"
 	"testing"
@@ -109,9 +110,9 @@ func TestFormatList(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			if tt.failed {
-				FormatFailed(&buf, tt.envs, now)
+				FormatFailed(&buf, slices.Values(tt.envs), IDWidth(tt.envs), now)
 			} else {
-				FormatList(&buf, tt.envs, now)
+				FormatList(&buf, slices.Values(tt.envs), IDWidth(tt.envs), now)
 			}
 			golden := filepath.Join("testdata", "mailq-"+tt.name+".txt")
 			if *update {
