@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"relaymail/message"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -118,3 +119,52 @@ func TestRunnerPartial(t *testing.T) {
 		t.Errorf("retry delivered %+v", msgs[2:])
 	}
 }
+
+// TestRunnerMemoryFlat: a pass holds the envelopes of the message it
+// sends and the next one, not the queue's (issue 13.4). When it starts
+// talking to the smarthost, the live heap has not grown by the queue's
+// header blocks: 64 messages of 512 KiB of header, 32 MiB in all.
+func TestRunnerMemoryFlat(t *testing.T) {
+	srv := smtptest.Start(t, smtptest.Options{})
+	r, q, _ := runnerFor(t, srv, "120h")
+	line := "X-Pad: " + strings.Repeat("x", 90) + "\n"
+	header := strings.Repeat(line, (512<<10)/len(line)) + "Subject: a large header\n\n"
+	const n = 64
+	for range n {
+		env := &queue.Envelope{Envelope: message.Envelope{From: "app@example.com", To: []string{"rcpt@example.org"}},
+			Header: []byte(header)}
+		if err := q.Enqueue(env, strings.NewReader("body\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := liveHeap()
+	var first uint64
+	r.Trace = writerFunc(func(p []byte) (int, error) {
+		if first == 0 {
+			first = liveHeap() // the greeting: the pass has begun, nothing is sent yet
+		}
+		return len(p), nil
+	})
+	if err := r.Run(context.Background(), FullPass); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(srv.Messages()); got != n {
+		t.Fatalf("delivered %d messages, want %d", got, n)
+	}
+	// Two messages' headers are 1 MiB; the queue's are 32.
+	if grown := int64(first) - int64(base); grown > 8<<20 {
+		t.Errorf("the live heap grew by %.1f MiB before the first message was sent: the pass holds the queue's envelopes", float64(grown)/(1<<20))
+	}
+}
+
+// liveHeap is the size of the objects still reachable, after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -62,26 +62,9 @@ func (q *Queue) WalkFailed() *Walk { return q.walk(dirFailedEnv) }
 
 func (q *Queue) walk(sub string) *Walk {
 	w := &Walk{q: q, sub: sub}
-	d, err := os.Open(q.path(sub, ""))
-	if err != nil {
-		w.errs = append(w.errs, fmt.Errorf("queue: %w", err))
-		return w
-	}
-	defer d.Close()
 	var buf []byte
-	for {
-		// In pieces, so that the names are not held beside the refs.
-		names, err := d.Readdirnames(256)
-		for _, name := range names {
-			buf = w.add(name, buf)
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			w.errs = append(w.errs, fmt.Errorf("queue: %w", err))
-			break
-		}
+	if err := eachName(q.path(sub, ""), func(name string) { buf = w.add(name, buf) }); err != nil {
+		w.errs = append(w.errs, err)
 	}
 	slices.SortFunc(w.refs, func(a, b walkRef) int {
 		if c := a.created.Compare(b.created); c != 0 {
@@ -89,6 +72,9 @@ func (q *Queue) walk(sub string) *Walk {
 		}
 		return strings.Compare(a.id, b.id)
 	})
+	// A file replaced while the directory was read (an Update by another
+	// runner) can be met twice; its arrival time does not change.
+	w.refs = slices.CompactFunc(w.refs, func(a, b walkRef) bool { return a.id == b.id })
 	return w
 }
 
@@ -283,39 +269,32 @@ func (q *Queue) Cleanup(now time.Time) error {
 
 	// Envelopes left in failed/ by an interrupted Requeue: the message is
 	// queued again, its failed copy goes.
-	if entries, err := os.ReadDir(q.path(dirFailedEnv, "")); err != nil {
-		errs = append(errs, fmt.Errorf("queue: %w", err))
-	} else {
-		for _, de := range entries {
-			id := de.Name()
-			if exists(q.path(dirEnv, id)) && exists(q.path(dirBody, id)) && !exists(q.path(dirFailedBody, id)) {
-				if err := os.Remove(q.path(dirFailedEnv, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-					errs = append(errs, fmt.Errorf("queue: %w", err))
-				}
+	if err := eachName(q.path(dirFailedEnv, ""), func(id string) {
+		if exists(q.path(dirEnv, id)) && exists(q.path(dirBody, id)) && !exists(q.path(dirFailedBody, id)) {
+			if err := os.Remove(q.path(dirFailedEnv, id)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("queue: %w", err))
 			}
 		}
+	}); err != nil {
+		errs = append(errs, err)
 	}
 
 	// Bodies without an envelope.
-	if entries, err := os.ReadDir(q.path(dirBody, "")); err != nil {
-		errs = append(errs, fmt.Errorf("queue: %w", err))
-	} else {
-		for _, de := range entries {
-			if err := q.cleanBody(de.Name(), cutoff); err != nil {
-				errs = append(errs, err)
-			}
+	if err := eachName(q.path(dirBody, ""), func(id string) {
+		if err := q.cleanBody(id, cutoff); err != nil {
+			errs = append(errs, err)
 		}
+	}); err != nil {
+		errs = append(errs, err)
 	}
 
 	// Temporary files of processes that died.
-	if entries, err := os.ReadDir(q.path(dirTmp, "")); err != nil {
-		errs = append(errs, fmt.Errorf("queue: %w", err))
-	} else {
-		for _, de := range entries {
-			if err := removeStale(q.path(dirTmp, de.Name()), cutoff, nil); err != nil {
-				errs = append(errs, err)
-			}
+	if err := eachName(q.path(dirTmp, ""), func(name string) {
+		if err := removeStale(q.path(dirTmp, name), cutoff, nil); err != nil {
+			errs = append(errs, err)
 		}
+	}); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -421,27 +400,22 @@ func (q *Queue) relinkBody(id string) bool {
 // the envelopes it moved, so that the runner reports each once instead
 // of at every pass. --delete ID removes such a message for good.
 func (q *Queue) FailBodiless() ([]*Envelope, error) {
-	entries, err := os.ReadDir(q.path(dirEnv, ""))
-	if err != nil {
-		return nil, fmt.Errorf("queue: %w", err)
-	}
 	var moved []*Envelope
 	var errs []error
-	for _, de := range entries {
-		id := de.Name()
+	err := eachName(q.path(dirEnv, ""), func(id string) {
 		if !ValidID(id) || !q.bodiless(id) {
-			continue
+			return
 		}
 		fenv := q.path(dirFailedEnv, id)
 		if exists(fenv) {
 			errs = append(errs, fmt.Errorf("%w: %s, and %s exists too", ErrNoBody, q.path(dirEnv, id), fenv))
-			continue
+			return
 		}
 		if err := os.Rename(q.path(dirEnv, id), fenv); err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("queue: %w", err))
 			}
-			continue
+			return
 		}
 		reason := "its body " + q.path(dirBody, id) + " is missing; it cannot be sent"
 		e, err := readEnv(fenv)
@@ -459,6 +433,9 @@ func (q *Queue) FailBodiless() ([]*Envelope, error) {
 		}
 		e.LastError = reason
 		moved = append(moved, e)
+	})
+	if err != nil {
+		errs = append(errs, err)
 	}
 	if len(moved) > 0 {
 		for _, d := range []string{dirEnv, dirFailedEnv} {
@@ -468,4 +445,30 @@ func (q *Queue) FailBodiless() ([]*Envelope, error) {
 		}
 	}
 	return moved, errors.Join(errs...)
+}
+
+// eachName calls fn with the name of each entry of the directory dir, in
+// the directory's order, reading it in pieces: a pass over a queue of
+// any size holds a few hundred names at a time, not all of them. An
+// entry added, removed or replaced meanwhile (another process's Commit,
+// Update, Delivered) may or may not be seen, or be seen twice: fn must
+// not mind.
+func eachName(dir string, fn func(name string)) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	defer d.Close()
+	for {
+		names, err := d.Readdirnames(256)
+		for _, name := range names {
+			fn(name)
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("queue: %s: %w", dir, err)
+		}
+	}
 }
