@@ -80,9 +80,10 @@ func (r *Runner) Run(ctx context.Context, pass Pass) error {
 		r.Logger.Warn("queue cleanup: " + err.Error())
 	}
 	r.failBodiless()
-	// One message at a time, oldest first: a pass holds the same memory
-	// over ten thousand messages as over ten (queue.Walk). The files it
-	// cannot read are known once it has started, and named then, once.
+	// One message at a time, oldest first (queue.Walk): a pass does not
+	// hold the queue's envelopes, so its memory barely grows with the
+	// queue. The files it cannot read are known once the walk has
+	// started, and named then, once.
 	w := r.Queue.Walk()
 	if err := w.Err(); err != nil {
 		r.Logger.Warn("queue: " + err.Error())

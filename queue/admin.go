@@ -22,13 +22,15 @@ func (q *Queue) List() ([]*Envelope, error) { return q.Walk().collect() }
 func (q *Queue) ListFailed() ([]*Envelope, error) { return q.WalkFailed().collect() }
 
 // Walk is one pass over the messages of a queue directory, oldest first
-// (by arrival, then id), that holds one envelope at a time: its memory
-// does not grow with the queue's size but by a few dozen octets per
-// message (its id, arrival and retry time, read from the envelope line
-// alone; 10,000 messages cost about 1 MiB less than their envelopes
-// would). Messages that vanish while it reads (delivered by a runner)
-// are skipped. A file that cannot be read or decoded does not stop it:
-// it is skipped, and Err names each bad file once.
+// (by arrival, then id), that holds one envelope at a time. To put them
+// in order it keeps about 90 octets per message (the id, the arrival and
+// the retry time, read from the envelope line alone), not the envelopes
+// and header blocks: a -q runner over 10,000 messages peaks 1 MiB above
+// one over 1,000, not 10 MiB. An id does not always sort by arrival (a
+// message tried before it was queued), so the order needs the line.
+// Messages that vanish while it reads (delivered by a runner) are
+// skipped. A file that cannot be read or decoded does not stop it: it is
+// skipped, and Err names each bad file once.
 //
 //	w := q.Walk()
 //	for w.Next() {
