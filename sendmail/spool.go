@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 
-	"relaymail/internal/privilege"
 	"relaymail/message"
 )
 
@@ -49,15 +48,11 @@ func NewSpool(limit int, newSpill func() (SpillFile, error)) *Spool {
 }
 
 // TempSpill creates a temporary file in os.TempDir() and unlinks it at
-// once: it lives exactly as long as the process. A setgid relaymail
-// ignores $TMPDIR, which the caller sets: it writes with its group's
-// rights, so it writes only to /tmp (SPEC §9).
+// once: it lives exactly as long as the process. A setgid relaymail has
+// dropped the caller's $TMPDIR at start (privilege.ScrubEnvironment), so
+// there os.TempDir() is /tmp, never a directory the caller chose.
 func TempSpill() (SpillFile, error) {
-	dir := ""
-	if privilege.Elevated() {
-		dir = "/tmp"
-	}
-	f, err := os.CreateTemp(dir, "relaymail-*")
+	f, err := os.CreateTemp("", "relaymail-*")
 	if err != nil {
 		return nil, err
 	}
