@@ -186,8 +186,7 @@ func (env sysEnv) oauth2(f *fileOAuth2, pre string, ps *problems) *OAuth2 {
 	// What each grant needs, and nothing it would silently ignore.
 	switch f.Grant {
 	case GrantClientCredentials:
-		switch {
-		case f.ClientID == "":
+		if f.ClientID == "" {
 			ps.add("%sclient_id is required for grant = \"client_credentials\"", pre)
 		}
 		switch {
@@ -252,27 +251,18 @@ func httpsURL(s, key string, ps *problems) string {
 // takes in its first path segment.
 func validTenant(s string) bool { return validDomain(s) }
 
-// oauth2Secrets are the paths of [smarthost.oauth2] that hold a secret,
-// checked like password_file (SPEC §9).
-func (o *OAuth2) secretFiles() []struct{ key, path string } {
-	var out []struct{ key, path string }
+// checkPermissions refuses a secret file of [smarthost.oauth2] that
+// exists and is readable by all users, as password_file (SPEC §9).
+func (o *OAuth2) checkPermissions(ps *problems) {
 	for _, f := range []struct{ key, path string }{
 		{"client_secret_file", o.ClientSecretFile},
 		{"client_key_file", o.ClientKeyFile},
 		{"refresh_token_file", o.RefreshTokenFile},
 		{"service_account_file", o.ServiceAccountKey},
 	} {
-		if f.path != "" {
-			out = append(out, f)
+		if f.path == "" {
+			continue
 		}
-	}
-	return out
-}
-
-// checkOAuth2Permissions refuses a secret file of [smarthost.oauth2] that
-// exists and is readable by all users.
-func (o *OAuth2) checkPermissions(ps *problems) {
-	for _, f := range o.secretFiles() {
 		if st, err := os.Stat(f.path); err == nil {
 			if err := secretModeError(f.path, "oauth2 "+f.key+" "+f.path, st.Mode()); err != nil {
 				ps.add("%s", err)

@@ -84,12 +84,11 @@ func (s *Smarthost) CheckPassword() error {
 		return err
 	case len(s.pw.argv) > 0:
 		argv0 := s.pw.argv[0]
-		bin, err := lookCleanPath(argv0)
-		if err == nil {
-			var st fs.FileInfo
-			if st, err = os.Stat(bin); err == nil && (!st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0) {
-				err = errors.New("not an executable file")
-			}
+		// lookCleanPath has checked a name it found; an absolute path
+		// it returns as is.
+		_, err := lookCleanPath(argv0)
+		if err == nil && filepath.IsAbs(argv0) {
+			err = executableFile(argv0)
 		}
 		if err != nil {
 			return s.pwError(err, "password_command %q: %s", argv0, errText(err))
@@ -202,11 +201,24 @@ func lookCleanPath(name string) (string, error) {
 	}
 	for _, dir := range filepath.SplitList(CleanPath) {
 		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() && st.Mode().Perm()&0o111 != 0 {
+		if executableFile(p) == nil {
 			return p, nil
 		}
 	}
 	return "", fmt.Errorf("not found in %s", CleanPath)
+}
+
+// executableFile reports why path is not a regular file with an execute
+// bit, or nil.
+func executableFile(path string) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() || st.Mode().Perm()&0o111 == 0 {
+		return errors.New("not an executable file")
+	}
+	return nil
 }
 
 // firstLine returns the first line of r without its CR/LF, reading at

@@ -290,6 +290,36 @@ func TestPasswordCommand(t *testing.T) {
 	})
 }
 
+// TestCheckPassword: --check finds a password_command that cannot run
+// without running it, whether looked up in CleanPath or named by path.
+func TestCheckPassword(t *testing.T) {
+	dir := t.TempDir()
+	noexec := writeFile(t, filepath.Join(dir, "noexec"), "#!/bin/sh\n", 0o644)
+	pre := `config: smarthost smtp.example.com: password_command `
+	for _, tt := range []struct {
+		argv    []string
+		wantErr string
+	}{
+		{[]string{"/bin/sh", "-c", "exit 1"}, ""}, // not run
+		{[]string{"sh"}, ""},
+		{[]string{"relaymail-no-such-command"}, pre + `"relaymail-no-such-command": not found in /usr/local/bin:/usr/bin:/bin`},
+		{[]string{noexec}, pre + `"` + noexec + `": not an executable file`},
+		{[]string{dir}, pre + `"` + dir + `": not an executable file`},
+		{[]string{dir + "/missing"}, pre + `"` + dir + `/missing": no such file or directory`},
+	} {
+		err := commandHost(t, "5s", tt.argv...).CheckPassword()
+		if tt.wantErr == "" {
+			if err != nil {
+				t.Errorf("%q: %v", tt.argv, err)
+			}
+			continue
+		}
+		if err == nil || err.Error() != tt.wantErr || !errors.Is(err, ErrConfig) {
+			t.Errorf("%q:\n got %v\nwant %s", tt.argv, err, tt.wantErr)
+		}
+	}
+}
+
 // TestRedaction: no fmt verb, String or error shows the password.
 func TestRedaction(t *testing.T) {
 	dir := t.TempDir()

@@ -5,9 +5,11 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -285,13 +287,13 @@ func saveRefreshToken(path, rt string) error {
 // its SHA-256 thumbprint in x5t#S256, aud the token endpoint, valid for
 // ten minutes.
 func (s *Source) clientAssertion() (string, error) {
-	certPEM, err := readSmall(s.cfg.ClientCertFile)
+	certPEM, _, err := readSmall(s.cfg.ClientCertFile)
 	if err != nil {
 		return "", fileError("client_certificate_file", s.cfg.ClientCertFile, err)
 	}
 	keyPEM := certPEM
 	if s.cfg.ClientKeyFile != s.cfg.ClientCertFile {
-		if keyPEM, err = readSmall(s.cfg.ClientKeyFile); err != nil {
+		if keyPEM, _, err = readSmall(s.cfg.ClientKeyFile); err != nil {
 			return "", fileError("client_key_file", s.cfg.ClientKeyFile, err)
 		}
 	}
@@ -324,7 +326,7 @@ func (s *Source) clientAssertion() (string, error) {
 	if _, err := x509.ParseCertificate(certDER); err != nil {
 		return "", tokenError(nil, "client_certificate_file %s: %v", s.cfg.ClientCertFile, err)
 	}
-	sha1sum := sha1Sum(certDER)
+	sha1sum := sha1.Sum(certDER)
 	sha256sum := sha256.Sum256(certDER)
 	b64 := base64.RawURLEncoding
 	header, _ := json.Marshal(map[string]string{
@@ -336,7 +338,7 @@ func (s *Source) clientAssertion() (string, error) {
 	rand.Read(jti)
 	claims, _ := json.Marshal(map[string]any{
 		"aud": s.cfg.TokenURL, "iss": s.cfg.ClientID, "sub": s.cfg.ClientID,
-		"jti": hexString(jti), "nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
+		"jti": hex.EncodeToString(jti), "nbf": now.Unix(), "iat": now.Unix(), "exp": now.Add(10 * time.Minute).Unix(),
 	})
 	signing := b64.EncodeToString(header) + "." + b64.EncodeToString(claims)
 	digest := sha256.Sum256([]byte(signing))
@@ -374,16 +376,12 @@ type serviceAccount struct {
 // delegation).
 func (s *Source) jwtConfig() (*jwt.Config, error) {
 	path := s.cfg.ServiceAccountKey
-	st, err := os.Stat(path)
+	b, mode, err := readSmall(path)
 	if err != nil {
 		return nil, fileError("service_account_file", path, err)
 	}
-	if st.Mode().Perm()&0o004 != 0 {
-		return nil, tokenError(nil, "service_account_file %s is readable by all users (mode %04o); chmod 640 it", path, st.Mode().Perm())
-	}
-	b, err := readSmall(path)
-	if err != nil {
-		return nil, fileError("service_account_file", path, err)
+	if mode.Perm()&0o004 != 0 {
+		return nil, tokenError(nil, "service_account_file %s is readable by all users (mode %04o); chmod 640 it", path, mode.Perm())
 	}
 	var sa serviceAccount
 	if err := json.Unmarshal(b, &sa); err != nil || sa.ClientEmail == "" || sa.PrivateKey == "" {

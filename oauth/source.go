@@ -176,25 +176,25 @@ func (s *Source) get(ctx context.Context, stale string) (*Token, error) {
 	if usable(s.tok) {
 		return s.tok, nil
 	}
-	t := s.readCache()
-	if usable(t) {
-		s.tok = t
-		return t, nil
-	}
-	if err := s.refused(t); err != nil {
-		return nil, err
-	}
-	unlock, lockErr := s.lock(ctx)
-	if lockErr == nil {
-		defer unlock()
-		// Another process may have refreshed while we waited.
+	// fromCache is the cache file's token when usable, or the refusal
+	// it holds; neither, it returns nil, nil.
+	fromCache := func() (*Token, error) {
 		t := s.readCache()
 		if usable(t) {
 			s.tok = t
 			return t, nil
 		}
-		if err := s.refused(t); err != nil {
-			return nil, err
+		return nil, s.refused(t)
+	}
+	if t, err := fromCache(); t != nil || err != nil {
+		return t, err
+	}
+	unlock, lockErr := s.lock(ctx)
+	if lockErr == nil {
+		defer unlock()
+		// Another process may have refreshed while we waited.
+		if t, err := fromCache(); t != nil || err != nil {
+			return t, err
 		}
 	} else if ctx.Err() != nil {
 		return nil, tokenError(nil, "waiting for another process's token request: %v", ctx.Err())
@@ -346,7 +346,7 @@ func (s *Source) readCache() *Token {
 	if s.cacheDir == "" {
 		return nil
 	}
-	b, err := readSmall(s.cachePath())
+	b, _, err := readSmall(s.cachePath())
 	if err != nil {
 		return nil
 	}
@@ -416,28 +416,28 @@ func writeAtomic(path string, data []byte, mode os.FileMode, gid int, sync bool)
 }
 
 // readSmall reads a regular file (not through a symlink, nothing that
-// could block) of at most maxCacheFile bytes.
-func readSmall(path string) ([]byte, error) {
+// could block) of at most maxCacheFile bytes, and returns its mode too.
+func readSmall(path string) ([]byte, os.FileMode, error) {
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
+		return nil, 0, errors.New("not a regular file")
 	}
 	b, err := io.ReadAll(io.LimitReader(f, maxCacheFile+1))
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if len(b) > maxCacheFile {
-		return nil, fmt.Errorf("larger than %d bytes", maxCacheFile)
+		return nil, 0, fmt.Errorf("larger than %d bytes", maxCacheFile)
 	}
-	return b, nil
+	return b, st.Mode(), nil
 }
 
 // readSecretLine reads the first line of a secret file (client secret,

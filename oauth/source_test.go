@@ -281,4 +281,14 @@ func TestSecretFileReadableByAll(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "readable by all users") {
 		t.Errorf("err = %v", err)
 	}
+
+	// The service account key: the mode checked is the opened file's.
+	_, q, cfg = setup(t, oauthtest.Options{Subject: "robot@example.com"}, config.GrantJWTBearer)
+	cfg.ServiceAccountKey = filepath.Join(t.TempDir(), "sa.json")
+	os.WriteFile(cfg.ServiceAccountKey, []byte("{}"), 0o644)
+	os.Chmod(cfg.ServiceAccountKey, 0o644)
+	_, err = New(cfg, "robot@example.com", q, time.Second).Token(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "service_account_file "+cfg.ServiceAccountKey+" is readable by all users (mode 0644)") {
+		t.Errorf("service account: err = %v", err)
+	}
 }

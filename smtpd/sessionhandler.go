@@ -136,12 +136,9 @@ func (ss *session) rcptBatch(b RcptBatcher, addrs []string) {
 	}
 }
 
-func (ss *session) callRcptBatch(ctx context.Context, b RcptBatcher, addrs []string) (replies []*Reply) {
-	defer func() {
-		if p := recover(); p != nil {
-			ss.log.Error("smtpd: Handler.RcptBatch panicked", "panic", fmt.Sprint(p))
-			replies = nil
-		}
-	}()
+// callRcptBatch calls b; after a panic it returns nil, which rcptBatch
+// answers with 451s.
+func (ss *session) callRcptBatch(ctx context.Context, b RcptBatcher, addrs []string) []*Reply {
+	defer ss.recoverHandler("RcptBatch")
 	return b.RcptBatch(ctx, ss.env, addrs)
 }

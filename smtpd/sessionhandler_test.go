@@ -85,7 +85,8 @@ func TestSessionMaker(t *testing.T) {
 
 // batchHandler records how a session asks about recipients: "rcpt a" for
 // Rcpt, "batch a b" for RcptBatch. It refuses the addresses in refuse and
-// answers only the first short replies of a batch when short is set.
+// answers only the first short replies of a batch when short is set
+// (panics when it is -1).
 type batchHandler struct {
 	nopHandler
 	calls  []string
@@ -100,6 +101,9 @@ func (h *batchHandler) Rcpt(_ context.Context, _ *Envelope, addr string) *Reply 
 
 func (h *batchHandler) RcptBatch(_ context.Context, env *Envelope, addrs []string) []*Reply {
 	h.calls = append(h.calls, "batch "+strings.Join(addrs, " "))
+	if h.short < 0 {
+		panic("batch")
+	}
 	replies := make([]*Reply, len(addrs))
 	for i, a := range addrs {
 		replies[i] = h.refuse[a]
@@ -147,6 +151,10 @@ func TestRcptBatch(t *testing.T) {
 			0, 1, start + "RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\n" + end,
 			[]string{"batch a@x b@x"},
 			starts + ok + "451 4.3.0 Local error in processing\r\n" + ends},
+		{"a panic: 451 for all",
+			0, -1, start + "RCPT TO:<a@x>\r\nRCPT TO:<b@x>\r\nQUIT\r\n",
+			[]string{"batch a@x b@x"},
+			starts + "451 4.3.0 Local error in processing\r\n451 4.3.0 Local error in processing\r\n221 2.0.0 Bye\r\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
