@@ -55,7 +55,7 @@ type walkRef struct {
 
 // Walk starts a pass over the queued messages (not the failed ones). The
 // envelope lines are read now, to put the messages in order; each
-// envelope is read again, whole, when Envelope asks for it.
+// envelope is read again, with its header, when Envelope asks for it.
 func (q *Queue) Walk() *Walk { return q.walk(dirEnv) }
 
 // WalkFailed starts a pass over the messages given up and kept in

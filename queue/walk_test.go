@@ -70,6 +70,19 @@ func TestWalkReadsLinesLikeEnvelopes(t *testing.T) {
 		if (werr == nil) != (lerr == nil) {
 			t.Errorf("%s: readEnv: %v; readEnvLine: %v", tt.name, werr, lerr)
 		}
+		// readEnv reads the line and the header by parts: it must give
+		// what decoding the whole file gives.
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, ferr := decodeEnvelope(data)
+		if (werr == nil) != (ferr == nil) {
+			t.Errorf("%s: readEnv: %v; the whole file: %v", tt.name, werr, ferr)
+		}
+		if werr == nil && ferr == nil && !reflect.DeepEqual(whole, full) {
+			t.Errorf("%s: readEnv = %+v, the whole file = %+v", tt.name, whole, full)
+		}
 		if werr == nil && lerr == nil {
 			line.Header = whole.Header
 			if !reflect.DeepEqual(line, whole) {
