@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"relaymail/message"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +67,7 @@ func TestRunnerOneSession(t *testing.T) {
 	if s := srv.Sessions(); s != 1 {
 		t.Errorf("used %d SMTP sessions, want 1", s)
 	}
-	if envs, _ := q.List(); len(envs) != 0 {
+	if envs := slices.Collect(q.Walk().All()); len(envs) != 0 {
 		t.Errorf("%d messages left", len(envs))
 	}
 }
@@ -93,7 +94,7 @@ func TestRunnerPartial(t *testing.T) {
 	if !strings.Contains(string(msgs[1].Data), "gone@example.org") || strings.Contains(string(msgs[1].Data), "later@example.org") {
 		t.Errorf("the bounce must name only the refused recipient:\n%s", msgs[1].Data)
 	}
-	envs, _ := q.List()
+	envs := slices.Collect(q.Walk().All())
 	if len(envs) != 1 || envs[0].ID != env.ID {
 		t.Fatalf("queue holds %+v, want the original for later@", envs)
 	}

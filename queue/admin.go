@@ -12,15 +12,6 @@ import (
 	"time"
 )
 
-// List returns the queued messages (not the failed ones), oldest first,
-// as Walk reads them. It holds them all in memory: a pass over the queue
-// (the runner, mailq) uses Walk instead.
-func (q *Queue) List() ([]*Envelope, error) { return q.Walk().collect() }
-
-// ListFailed returns the messages given up and kept in failed/, oldest
-// first, like List.
-func (q *Queue) ListFailed() ([]*Envelope, error) { return q.WalkFailed().collect() }
-
 // Walk is one pass over the messages of a queue directory, oldest first
 // (by arrival, then id), that holds one envelope at a time. To put them
 // in order it keeps about 90 octets per message (the id, the arrival and
@@ -163,11 +154,6 @@ func (w *Walk) All() iter.Seq[*Envelope] {
 // Err names each file the pass could not read or decode so far, and the
 // directory when it could not be read; nil when there was none.
 func (w *Walk) Err() error { return errors.Join(w.errs...) }
-
-func (w *Walk) collect() ([]*Envelope, error) {
-	envs := slices.Collect(w.All())
-	return envs, w.Err()
-}
 
 // Requeue puts a failed message back in the queue for the admin
 // (relaymail --requeue ID): attempts start again from 0 and the next
