@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"relaymail/message"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"relaymail/config"
+	"relaymail/internal/heaptest"
 	"relaymail/internal/smtptest"
 	"relaymail/queue"
 )
@@ -138,14 +138,10 @@ func TestRunnerMemoryFlat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := liveHeap()
-	var first uint64
-	r.Trace = writerFunc(func(p []byte) (int, error) {
-		if first == 0 {
-			first = liveHeap() // the greeting: the pass has begun, nothing is sent yet
-		}
-		return len(p), nil
-	})
+	// The first line traced is the greeting: the pass has begun, nothing
+	// is sent yet.
+	var growth func() int64
+	r.Trace, growth = heaptest.GrowthAtFirstWrite(nil)
 	if err := r.Run(context.Background(), FullPass); err != nil {
 		t.Fatal(err)
 	}
@@ -153,19 +149,7 @@ func TestRunnerMemoryFlat(t *testing.T) {
 		t.Fatalf("delivered %d messages, want %d", got, n)
 	}
 	// Two messages' headers are 1 MiB; the queue's are 32.
-	if grown := int64(first) - int64(base); grown > 8<<20 {
+	if grown := growth(); grown > 8<<20 {
 		t.Errorf("the live heap grew by %.1f MiB before the first message was sent: the pass holds the queue's envelopes", float64(grown)/(1<<20))
 	}
 }
-
-// liveHeap is the size of the objects still reachable, after a collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
