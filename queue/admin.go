@@ -14,8 +14,9 @@ import (
 
 // Walk is one pass over the messages of a queue directory, oldest first
 // (by arrival, then id), that holds one envelope at a time. To put them
-// in order it keeps about 90 octets per message (the id, the arrival and
-// the retry time, read from the envelope line alone), not the envelopes
+// in order it keeps the id, the arrival and the retry time of each
+// message (read from the envelope line alone; about 120 octets a message
+// in bench/README's queue-memory table), not the envelopes
 // and header blocks: a -q runner over 10,000 messages peaks 1 MiB above
 // one over 1,000, not 10 MiB. An id does not always sort by arrival (a
 // message tried before it was queued), so the order needs the line.
