@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"relaymail/message"
-	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"relaymail/config"
+	"relaymail/internal/heaptest"
 	"relaymail/internal/smtptest"
 	"relaymail/queue"
 )
@@ -66,7 +67,7 @@ func TestRunnerOneSession(t *testing.T) {
 	if s := srv.Sessions(); s != 1 {
 		t.Errorf("used %d SMTP sessions, want 1", s)
 	}
-	if envs, _ := q.List(); len(envs) != 0 {
+	if envs := slices.Collect(q.Walk().All()); len(envs) != 0 {
 		t.Errorf("%d messages left", len(envs))
 	}
 }
@@ -93,7 +94,7 @@ func TestRunnerPartial(t *testing.T) {
 	if !strings.Contains(string(msgs[1].Data), "gone@example.org") || strings.Contains(string(msgs[1].Data), "later@example.org") {
 		t.Errorf("the bounce must name only the refused recipient:\n%s", msgs[1].Data)
 	}
-	envs, _ := q.List()
+	envs := slices.Collect(q.Walk().All())
 	if len(envs) != 1 || envs[0].ID != env.ID {
 		t.Fatalf("queue holds %+v, want the original for later@", envs)
 	}
@@ -137,14 +138,10 @@ func TestRunnerMemoryFlat(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	base := liveHeap()
-	var first uint64
-	r.Trace = writerFunc(func(p []byte) (int, error) {
-		if first == 0 {
-			first = liveHeap() // the greeting: the pass has begun, nothing is sent yet
-		}
-		return len(p), nil
-	})
+	// The first line traced is the greeting: the pass has begun, nothing
+	// is sent yet.
+	var growth func() int64
+	r.Trace, growth = heaptest.GrowthAtFirstWrite(nil)
 	if err := r.Run(context.Background(), FullPass); err != nil {
 		t.Fatal(err)
 	}
@@ -152,19 +149,7 @@ func TestRunnerMemoryFlat(t *testing.T) {
 		t.Fatalf("delivered %d messages, want %d", got, n)
 	}
 	// Two messages' headers are 1 MiB; the queue's are 32.
-	if grown := int64(first) - int64(base); grown > 8<<20 {
+	if grown := growth(); grown > 8<<20 {
 		t.Errorf("the live heap grew by %.1f MiB before the first message was sent: the pass holds the queue's envelopes", float64(grown)/(1<<20))
 	}
 }
-
-// liveHeap is the size of the objects still reachable, after a collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

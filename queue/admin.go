@@ -12,19 +12,11 @@ import (
 	"time"
 )
 
-// List returns the queued messages (not the failed ones), oldest first,
-// as Walk reads them. It holds them all in memory: a pass over the queue
-// (the runner, mailq) uses Walk instead.
-func (q *Queue) List() ([]*Envelope, error) { return q.Walk().collect() }
-
-// ListFailed returns the messages given up and kept in failed/, oldest
-// first, like List.
-func (q *Queue) ListFailed() ([]*Envelope, error) { return q.WalkFailed().collect() }
-
 // Walk is one pass over the messages of a queue directory, oldest first
 // (by arrival, then id), that holds one envelope at a time. To put them
-// in order it keeps about 90 octets per message (the id, the arrival and
-// the retry time, read from the envelope line alone), not the envelopes
+// in order it keeps the id, the arrival and the retry time of each
+// message (read from the envelope line alone; about 120 octets a message
+// in bench/README's queue-memory table), not the envelopes
 // and header blocks: a -q runner over 10,000 messages peaks 1 MiB above
 // one over 1,000, not 10 MiB. An id does not always sort by arrival (a
 // message tried before it was queued), so the order needs the line.
@@ -55,7 +47,7 @@ type walkRef struct {
 
 // Walk starts a pass over the queued messages (not the failed ones). The
 // envelope lines are read now, to put the messages in order; each
-// envelope is read again, whole, when Envelope asks for it.
+// envelope is read again, with its header, when Envelope asks for it.
 func (q *Queue) Walk() *Walk { return q.walk(dirEnv) }
 
 // WalkFailed starts a pass over the messages given up and kept in
@@ -163,11 +155,6 @@ func (w *Walk) All() iter.Seq[*Envelope] {
 // Err names each file the pass could not read or decode so far, and the
 // directory when it could not be read; nil when there was none.
 func (w *Walk) Err() error { return errors.Join(w.errs...) }
-
-func (w *Walk) collect() ([]*Envelope, error) {
-	envs := slices.Collect(w.All())
-	return envs, w.Err()
-}
 
 // Requeue puts a failed message back in the queue for the admin
 // (relaymail --requeue ID): attempts start again from 0 and the next

@@ -145,16 +145,8 @@ func (q *Queue) Commit(env *Envelope, body *Body) error {
 	if body.err != nil {
 		return fmt.Errorf("queue: body not committed after a write error: %w", body.err)
 	}
-	if len(env.To) == 0 {
-		return errors.New("queue: message has no recipient")
-	}
-	if env.ID != "" {
-		if err := checkID(env.ID); err != nil {
-			return err
-		}
-	}
-	if env.Created.IsZero() {
-		env.Created = time.Now()
+	if err := checkNew(env); err != nil {
+		return err
 	}
 	env.BodySize = body.size
 	if err := q.step("body-sync"); err != nil {
@@ -164,20 +156,7 @@ func (q *Queue) Commit(env *Envelope, body *Body) error {
 		return fmt.Errorf("queue: fsync body: %w", err)
 	}
 	gen := env.ID == ""
-	for try := 0; ; try++ {
-		if gen {
-			env.ID = message.NewID(time.Now())
-		}
-		err := q.claim(env.ID, body)
-		if err == nil {
-			break
-		}
-		if errors.Is(err, errTaken) && gen && try < 10 {
-			continue
-		}
-		if gen {
-			env.ID = ""
-		}
+	if err := withID(env, func() error { return q.claim(env.ID, body) }); err != nil {
 		return err
 	}
 	bodyPath := q.path(dirBody, env.ID)
@@ -289,6 +268,15 @@ func (q *Queue) Enqueue(env *Envelope, body io.Reader) error {
 // the whole message and Lock links it again (see the package comment).
 // It holds the message's lock until it returns.
 func (q *Queue) commitCombined(env *Envelope, body []byte) error {
+	if err := checkNew(env); err != nil {
+		return err
+	}
+	return withID(env, func() error { return q.writeCombined(env, body) })
+}
+
+// checkNew checks env before Commit or commitCombined queues it, and
+// sets its arrival time when it is zero.
+func checkNew(env *Envelope) error {
 	if len(env.To) == 0 {
 		return errors.New("queue: message has no recipient")
 	}
@@ -300,12 +288,19 @@ func (q *Queue) commitCombined(env *Envelope, body []byte) error {
 	if env.Created.IsZero() {
 		env.Created = time.Now()
 	}
+	return nil
+}
+
+// withID runs claim, which takes env.ID in the queue. When env.ID is
+// empty it is a fresh id (message.NewID), and another one, up to ten
+// times, while claim finds the id taken; on failure it is empty again.
+func withID(env *Envelope, claim func() error) error {
 	gen := env.ID == ""
 	for try := 0; ; try++ {
 		if gen {
 			env.ID = message.NewID(time.Now())
 		}
-		err := q.writeCombined(env, body)
+		err := claim()
 		if err == nil {
 			return nil
 		}

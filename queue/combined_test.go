@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -193,4 +194,33 @@ func TestUpgradePlainLayout(t *testing.T) {
 	}
 	it.Unlock()
 	assertEmpty(t, q, dirEnv, dirBody)
+}
+
+// TestLockReadsNoBody: Lock, run for every delivery, reads the envelope
+// line and the header of a combined file, not the body after them: it
+// allocates a fraction of a 256 KiB body (all of it, and more, when it
+// read the file whole).
+func TestLockReadsNoBody(t *testing.T) {
+	q := openTest(t)
+	env := testEnvelope([]byte("Subject: large body\n\n"))
+	if err := q.Enqueue(env, bytes.NewReader(bytes.Repeat([]byte("x"), maxCombinedBody))); err != nil {
+		t.Fatal(err)
+	}
+	if !env.combined {
+		t.Fatal("not written as a combined file")
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	it, err := q.Lock(env.ID)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Unlock()
+	if string(it.Env.Header) != "Subject: large body\n\n" {
+		t.Errorf("header = %q", it.Env.Header)
+	}
+	if got := after.TotalAlloc - before.TotalAlloc; got > maxCombinedBody/4 {
+		t.Errorf("Lock allocated %d octets for a %d-octet body: it reads the body", got, maxCombinedBody)
+	}
 }

@@ -30,7 +30,7 @@
 // written whole (envelope line, header, body) and fsynced, linked as
 // body/ID and then as env/ID, and env/ is fsynced. body/ is not: env/ID
 // alone holds the whole message, and should a power loss forget the
-// body/ID link, Lock (and List, FailBodiless) link env/ID there again;
+// body/ID link, Lock (and Walk, FailBodiless) link env/ID there again;
 // Update and Fail fsync body/ before they replace a combined env/ID by
 // a plain one. A spilled body takes four: it is fsynced, linked into
 // body/, body/ is fsynced, and the envelope is written last (in tmp/,

@@ -27,7 +27,7 @@ const combinedVersion = 2
 
 // maxCombinedBody is the largest body written in a combined file: a body
 // of this size or less is held in memory anyway (sendmail spools 256 KiB
-// in memory), and List reads combined files whole.
+// in memory).
 const maxCombinedBody = 256 << 10
 
 // Envelope is what the queue keeps about a message besides its body: the
@@ -149,21 +149,6 @@ func envLine(e *Envelope) ([]byte, error) {
 	return line, nil
 }
 
-// decodeEnvelope parses an env file, plain or combined. It never panics,
-// whatever data holds.
-func decodeEnvelope(data []byte) (*Envelope, error) {
-	nl := bytes.IndexByte(data, '\n')
-	if nl < 0 {
-		return nil, errors.New("no end to the envelope line")
-	}
-	e, headerSize, err := decodeLine(data[:nl], int64(len(data)-nl-1))
-	if err != nil {
-		return nil, err
-	}
-	e.Header = bytes.Clone(data[nl+1 : nl+1+headerSize])
-	return e, nil
-}
-
 // decodeLine parses the envelope line of an env file in which rest
 // octets follow the line's newline, and checks the sizes the line gives
 // against rest: the header for a plain file, the header and the body for
@@ -208,33 +193,26 @@ func decodeLine(line []byte, rest int64) (*Envelope, int, error) {
 
 // readEnv reads and decodes one env file; an error names the file. A
 // missing file gives an error that matches fs.ErrNotExist, which callers
-// racing with a runner check.
+// racing with a runner check. It reads the envelope line and the header
+// block, never the body of a combined file (Lock runs it for every
+// delivery).
 func readEnv(path string) (*Envelope, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxEnvSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("queue: %s: %w", path, err)
-	}
-	if len(data) > maxEnvSize {
-		return nil, fmt.Errorf("queue: %s: corrupt: larger than %d bytes", path, maxEnvSize)
-	}
-	e, err := decodeEnvelope(data)
-	if err != nil {
-		return nil, fmt.Errorf("queue: %s: corrupt: %w", path, err)
-	}
-	return e, nil
+	e, _, err := readEnvFile(path, nil, true)
+	return e, err
 }
 
-// readEnvLine is readEnv without the header block (and the body of a
-// combined file): it reads the envelope line alone and checks the sizes
-// it gives against the file's, so a file it accepts is one readEnv
-// accepts too. buf is reused from call to call; the line read is
-// returned as the new buf.
+// readEnvLine is readEnv without the header block: it reads the envelope
+// line alone and checks the sizes it gives against the file's, so a file
+// it accepts is one readEnv accepts too. buf is reused from call to
+// call; the line read is returned as the new buf.
 func readEnvLine(path string, buf []byte) (*Envelope, []byte, error) {
+	return readEnvFile(path, buf, false)
+}
+
+// readEnvFile is readEnv (withHeader) and readEnvLine: the envelope line
+// is read into buf, then the header, if asked for, from what buf holds
+// past the line and the file.
+func readEnvFile(path string, buf []byte, withHeader bool) (*Envelope, []byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, buf, err
@@ -271,9 +249,16 @@ func readEnvLine(path string, buf []byte) (*Envelope, []byte, error) {
 	if nl < 0 {
 		return nil, buf, fmt.Errorf("queue: %s: corrupt: no end to the envelope line", path)
 	}
-	e, _, err := decodeLine(buf[:nl], st.Size()-int64(nl)-1)
+	e, headerSize, err := decodeLine(buf[:nl], st.Size()-int64(nl)-1)
 	if err != nil {
 		return nil, buf, fmt.Errorf("queue: %s: corrupt: %w", path, err)
+	}
+	if withHeader {
+		e.Header = make([]byte, headerSize)
+		n := copy(e.Header, buf[nl+1:])
+		if _, err := f.ReadAt(e.Header[n:], int64(nl+1+n)); err != nil {
+			return nil, buf, fmt.Errorf("queue: %s: %w", path, err)
+		}
 	}
 	return e, buf, nil
 }

@@ -24,14 +24,7 @@ import (
 // (Walk.IDWidth), which sets the width of the id column.
 func FormatList(w io.Writer, queued iter.Seq[*Envelope], idWidth int, now time.Time) {
 	t := table{w: w, idw: idWidth, now: now, nextTry: true}
-	for e := range queued {
-		t.add(e)
-	}
-	if t.n == 0 {
-		fmt.Fprintln(w, "Mail queue is empty")
-		return
-	}
-	t.end()
+	t.write(queued, "Mail queue is empty")
 }
 
 // FormatFailed writes the messages kept in failed/ (mailq --failed): a
@@ -41,14 +34,7 @@ func FormatList(w io.Writer, queued iter.Seq[*Envelope], idWidth int, now time.T
 func FormatFailed(w io.Writer, failed iter.Seq[*Envelope], idWidth int, now time.Time) {
 	t := table{w: w, idw: idWidth, now: now,
 		intro: "Failed, not retried: relaymail --requeue ID puts one back in the queue, relaymail --delete ID removes it."}
-	for e := range failed {
-		t.add(e)
-	}
-	if t.n == 0 {
-		fmt.Fprintln(w, "No failed messages")
-		return
-	}
-	t.end()
+	t.write(failed, "No failed messages")
 }
 
 // IDWidth is the length of the longest id in envs, for FormatList and
@@ -72,6 +58,19 @@ type table struct {
 	intro   string // a line before the heading, if any
 	n       int
 	total   int64
+}
+
+// write writes the messages envs yields, then the summary line, or the
+// line empty when there was none.
+func (t *table) write(envs iter.Seq[*Envelope], empty string) {
+	for e := range envs {
+		t.add(e)
+	}
+	if t.n == 0 {
+		fmt.Fprintln(t.w, empty)
+		return
+	}
+	t.end()
 }
 
 func (t *table) add(e *Envelope) {

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"bytes"
+	"errors"
 	"reflect"
 	"relaymail/message"
 	"testing"
@@ -91,4 +92,22 @@ func FuzzDecodeEnvelope(f *testing.F) {
 			t.Fatalf("round trip changed the envelope:\n%+v\n%+v", e, e2)
 		}
 	})
+}
+
+// decodeEnvelope parses an env file held whole in data, plain or
+// combined, as readEnv does reading the file by parts (the line, then
+// the header alone): the fuzz tests drive decodeLine through it, and
+// TestWalkReadsLinesLikeEnvelopes checks readEnv against it. It never
+// panics, whatever data holds.
+func decodeEnvelope(data []byte) (*Envelope, error) {
+	nl := bytes.IndexByte(data, '\n')
+	if nl < 0 {
+		return nil, errors.New("no end to the envelope line")
+	}
+	e, headerSize, err := decodeLine(data[:nl], int64(len(data)-nl-1))
+	if err != nil {
+		return nil, err
+	}
+	e.Header = bytes.Clone(data[nl+1 : nl+1+headerSize])
+	return e, nil
 }

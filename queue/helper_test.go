@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"relaymail/message"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -210,4 +211,17 @@ func readLine(t *testing.T, r *bufio.Reader, d time.Duration) string {
 		t.Fatal("timed out waiting for the child process")
 		return ""
 	}
+}
+
+// List returns the queued messages (not the failed ones), oldest first,
+// as Walk reads them, all in memory: the code makes its passes with
+// Walk, the tests look at the queue with List.
+func (q *Queue) List() ([]*Envelope, error) { return collect(q.Walk()) }
+
+// ListFailed returns the messages kept in failed/, like List.
+func (q *Queue) ListFailed() ([]*Envelope, error) { return collect(q.WalkFailed()) }
+
+func collect(w *Walk) ([]*Envelope, error) {
+	envs := slices.Collect(w.All())
+	return envs, w.Err()
 }

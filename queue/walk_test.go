@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"relaymail/internal/heaptest"
 	"relaymail/message"
 )
 
@@ -70,6 +70,19 @@ func TestWalkReadsLinesLikeEnvelopes(t *testing.T) {
 		if (werr == nil) != (lerr == nil) {
 			t.Errorf("%s: readEnv: %v; readEnvLine: %v", tt.name, werr, lerr)
 		}
+		// readEnv reads the line and the header by parts: it must give
+		// what decoding the whole file gives.
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		full, ferr := decodeEnvelope(data)
+		if (werr == nil) != (ferr == nil) {
+			t.Errorf("%s: readEnv: %v; the whole file: %v", tt.name, werr, ferr)
+		}
+		if werr == nil && ferr == nil && !reflect.DeepEqual(whole, full) {
+			t.Errorf("%s: readEnv = %+v, the whole file = %+v", tt.name, whole, full)
+		}
 		if werr == nil && lerr == nil {
 			line.Header = whole.Header
 			if !reflect.DeepEqual(line, whole) {
@@ -118,20 +131,14 @@ func TestFormatListStreams(t *testing.T) {
 		}
 	}
 	header = nil
-	base := liveHeap()
-	var first uint64
 	var out bytes.Buffer
+	probe, growth := heaptest.GrowthAtFirstWrite(&out)
 	w := q.Walk()
-	FormatList(writerFunc(func(p []byte) (int, error) {
-		if first == 0 {
-			first = liveHeap()
-		}
-		return out.Write(p)
-	}), w.All(), w.IDWidth(), testNow)
+	FormatList(probe, w.All(), w.IDWidth(), testNow)
 	if err := w.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if grown := int64(first) - int64(base); grown > 8<<20 {
+	if grown := growth(); grown > 8<<20 {
 		t.Errorf("the live heap grew by %.1f MiB before mailq's first line: it holds the queue's envelopes", float64(grown)/(1<<20))
 	}
 	envs, err := q.List()
@@ -147,18 +154,6 @@ func TestFormatListStreams(t *testing.T) {
 		t.Errorf("summary line: %q", out.String()[max(0, out.Len()-60):])
 	}
 }
-
-// liveHeap is the size of the objects still reachable, after a collection.
-func liveHeap() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // TestWalkFailed: WalkFailed lists failed/ as ListFailed did, a message
 // without a body there included.
