@@ -127,18 +127,6 @@ func rawHarness(t *testing.T, addr, smarthost, extra string) *harness {
 	return h
 }
 
-// queueN queues n messages without trying them (-odq).
-func (h *harness) queueN(n int) {
-	h.t.Helper()
-	for i := range n {
-		res := h.run([]string{"sendmail", "-odq", "-i", "-f", "app@example.com", "a@example.com"},
-			[]byte(fmt.Sprintf("Subject: message %d\n\nhello\n", i)), stdinPipe)
-		if res.code != 0 {
-			h.t.Fatalf("queueing message %d: exit %d, stderr %q", i, res.code, res.stderr)
-		}
-	}
-}
-
 // A man in the middle (or a broken server) that strips or refuses
 // STARTTLS, or offers AUTH only before TLS, during a queue run: every
 // message stays queued with the reason, no bounce is made, and the host
@@ -169,7 +157,7 @@ func TestQueueRunAgainstBrokenSTARTTLS(t *testing.T) {
 				sh += "\nusername = \"relay-user\"\npassword = \"pw-123456\""
 			}
 			h := rawHarness(t, addr, sh, "")
-			h.queueN(10)
+			queueMessages(t, h, 10, "a@example.com")
 			res := h.run([]string{"sendmail", "-q"}, nil, stdinNone)
 			if res.code != 0 || res.stderr != "" {
 				t.Errorf("-q: exit %d, stderr %q", res.code, res.stderr)
@@ -312,7 +300,7 @@ func TestQueueRunAgainstHungSmarthost(t *testing.T) {
 	t.Run("no fallback", func(t *testing.T) {
 		hung := &rawSMTP{greet: "-", hang: true}
 		h := rawHarness(t, hung.start(t), `timeout = "2s"`, "")
-		h.queueN(20)
+		queueMessages(t, h, 20, "a@example.com")
 		start := time.Now()
 		res := h.run([]string{"sendmail", "-q"}, nil, stdinNone)
 		took := time.Since(start)
@@ -335,7 +323,7 @@ func TestQueueRunAgainstHungSmarthost(t *testing.T) {
 		fb := smtptest.Start(t, smtptest.Options{})
 		h := rawHarness(t, hung.start(t), `timeout = "2s"`,
 			fmt.Sprintf("[[fallback]]\nhost = %q\nport = %d\ntls = \"none\"\n", fb.Host(), fb.Port()))
-		h.queueN(5)
+		queueMessages(t, h, 5, "a@example.com")
 		if res := h.run([]string{"sendmail", "-q"}, nil, stdinNone); res.code != 0 {
 			t.Errorf("-q: exit %d, stderr %q", res.code, res.stderr)
 		}

@@ -59,7 +59,7 @@ func TestStopRunnerWhilePipelined(t *testing.T) {
 		}
 	})
 	h := rawHarness(t, addr, "", "")
-	h.queueN(n)
+	queueMessages(t, h, n, "a@example.com")
 	var stderr bytes.Buffer
 	cmd, done := startBinary(t, h, &stderr, "-q")
 	select {

@@ -21,10 +21,16 @@ import (
 // smarthost of the queue tests. up() points the config at the server.
 func downHarness(t *testing.T, extra string) (h *harness, up func()) {
 	h = newHarness(t, smtptest.Options{}, extra, "")
+	return h, h.smarthostDown()
+}
+
+// smarthostDown points h's config at a closed port instead of its
+// server; up() points it back.
+func (h *harness) smarthostDown() (up func()) {
 	cfg, _ := os.ReadFile(h.config)
 	live := fmt.Sprintf("port = %d", h.srv.Port())
-	os.WriteFile(h.config, bytes.Replace(cfg, []byte(live), []byte(fmt.Sprintf("port = %d", smtptest.DeadPort(t))), 1), 0o644)
-	return h, func() { os.WriteFile(h.config, cfg, 0o644) }
+	os.WriteFile(h.config, bytes.Replace(cfg, []byte(live), []byte(fmt.Sprintf("port = %d", smtptest.DeadPort(h.t))), 1), 0o644)
+	return func() { os.WriteFile(h.config, cfg, 0o644) }
 }
 
 // TestConcurrentQueueing: 200 relaymail processes at once with the

@@ -149,21 +149,7 @@ func (w *setgidWorld) run(login, config string, argv []string, stdin []byte) res
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	noErr(w.t, cmd.Start())
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var err error
-	select {
-	case err = <-done:
-	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		w.t.Fatalf("relaymail %q as %s did not finish within 60s", argv, login)
-	}
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		w.t.Fatal(err)
-	}
+	code := waitCmd(w.t, cmd, fmt.Sprintf("relaymail %q as %s", argv, login))
 	if code == 99 {
 		w.t.Fatalf("the overlay on /etc failed: %s", stderr.String())
 	}

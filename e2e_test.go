@@ -210,29 +210,36 @@ func runBinary(t *testing.T, argv []string, stdin []byte, kind stdinKind, cred *
 	default:
 		t.Fatalf("unknown stdin kind %q", kind)
 	}
-	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	code := waitCmd(t, cmd, fmt.Sprintf("relaymail %q", argv))
+	if cleanup != nil {
+		cleanup()
+	}
+	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+}
+
+// waitCmd waits for the started cmd and returns its exit status; it
+// kills cmd and fails the test (naming it what) after 60 s.
+func waitCmd(t *testing.T, cmd *exec.Cmd, what string) int {
+	t.Helper()
+	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var err error
 	select {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
-		t.Fatalf("relaymail %q did not finish within 60s", argv)
+		t.Fatalf("%s did not finish within 60s", what)
 	}
-	if cleanup != nil {
-		cleanup()
-	}
-	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		code = exit.ExitCode()
+		return exit.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
 	}
-	return result{code: code, stdout: stdout.String(), stderr: stderr.String()}
+	return 0
 }
 
 // ---- the captured callers ----

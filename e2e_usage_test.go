@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 
 	"relaymail/internal/smtptest"
@@ -116,9 +115,7 @@ func TestCheckConfigThatCannotWork(t *testing.T) {
 			for _, up := range []bool{true, false} {
 				h := newHarness(t, authServer, "", tt.smarthost)
 				if !up {
-					cfg, _ := os.ReadFile(h.config)
-					live := fmt.Sprintf("port = %d", h.srv.Port())
-					os.WriteFile(h.config, []byte(strings.Replace(string(cfg), live, fmt.Sprintf("port = %d", smtptest.DeadPort(t)), 1)), 0o644)
+					h.smarthostDown()
 				}
 				res := h.run([]string{"sendmail", "--check"}, nil, stdinNone)
 				if res.code != 78 || !regexp.MustCompile(tt.want).MatchString(res.stderr) {

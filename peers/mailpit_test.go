@@ -95,8 +95,7 @@ func mailpitReceived(t *testing.T, api, tag string, n int) []delivered {
 		return b
 	}
 	type addr struct{ Address string }
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	return awaitRecipients(t, "Mailpit", tag, n, func() []delivered {
 		var list struct {
 			Messages []struct {
 				ID          string
@@ -108,7 +107,6 @@ func mailpitReceived(t *testing.T, api, tag string, n int) []delivered {
 			t.Fatalf("mailpit API: %v", err)
 		}
 		var got []delivered
-		count := 0
 		for _, m := range list.Messages {
 			if m.Subject != "peers "+tag {
 				continue
@@ -118,14 +116,7 @@ func mailpitReceived(t *testing.T, api, tag string, n int) []delivered {
 				d.to = append(d.to, a.Address)
 			}
 			got = append(got, d)
-			count += len(d.to)
 		}
-		if count >= n || time.Now().After(deadline) {
-			if count < n {
-				t.Errorf("after 3 minutes Mailpit has %d of %d recipients of %s", count, n, tag)
-			}
-			return got
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return got
+	})
 }

@@ -232,6 +232,28 @@ func relaymail(t *testing.T, config string, stdin []byte, args ...string) result
 	return result{code: cmd.ProcessState.ExitCode(), stdout: stdout.String(), stderr: stderr.String()}
 }
 
+// awaitRecipients calls fetch every 200 ms until the messages it returns
+// (those with tag in their Subject, at where) hold n recipients in all,
+// or for 3 minutes, and returns the last it got.
+func awaitRecipients(t *testing.T, where, tag string, n int, fetch func() []delivered) []delivered {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		got := fetch()
+		count := 0
+		for _, d := range got {
+			count += len(d.to)
+		}
+		if count >= n || time.Now().After(deadline) {
+			if count < n {
+				t.Errorf("after 3 minutes %s has %d of %d recipients of %s", where, count, n, tag)
+			}
+			return got
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // stripAdded removes the header fields a peer puts in front of the message
 // (Received:, Return-Path:, and their continuation lines), leaving what
 // relaymail sent.

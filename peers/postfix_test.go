@@ -182,35 +182,24 @@ func (pf *postfix) peer() *peer {
 // fields the peer put in front (names) removed.
 func recorded(t *testing.T, next []*smtptest.Server, tag string, n int, names ...string) []delivered {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
+	return awaitRecipients(t, "the next hop", tag, n, func() []delivered {
 		var got []delivered
-		count := 0
-		var all []smtptest.Message
 		for _, s := range next {
-			all = append(all, s.Messages()...)
-		}
-		for _, m := range all {
-			if !bytes.Contains(m.Data, []byte("Subject: peers "+tag+"\r\n")) {
-				continue
-			}
-			d := delivered{from: m.From, to: m.To, data: stripAdded(m.Data, names...), ret: string(m.MailOptions.Return)}
-			for _, o := range m.RcptOptions {
-				for _, n := range o.Notify {
-					d.notify = append(d.notify, string(n))
+			for _, m := range s.Messages() {
+				if !bytes.Contains(m.Data, []byte("Subject: peers "+tag+"\r\n")) {
+					continue
 				}
+				d := delivered{from: m.From, to: m.To, data: stripAdded(m.Data, names...), ret: string(m.MailOptions.Return)}
+				for _, o := range m.RcptOptions {
+					for _, n := range o.Notify {
+						d.notify = append(d.notify, string(n))
+					}
+				}
+				got = append(got, d)
 			}
-			got = append(got, d)
-			count += len(m.To)
 		}
-		if count >= n || time.Now().After(deadline) {
-			if count < n {
-				t.Errorf("after 3 minutes the next hop has %d of %d recipients of %s", count, n, tag)
-			}
-			return got
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return got
+	})
 }
 
 // TestPostfix runs the shared cases against Postfix's submission port,
