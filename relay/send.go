@@ -140,16 +140,10 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	end := s.begin(ctx)
 	defer end()
 
-	if s.inTx && pre == nil {
-		r, err := s.cmd(command{name: "RSET", line: "RSET"})
-		if err != nil {
+	if pre == nil {
+		if err := s.resetIfInTx(); err != nil {
 			return fail(err)
 		}
-		if err := s.expect("RSET", "", r, 2); err != nil {
-			s.broken = err // a server that cannot reset is not one to trust with the next message
-			return fail(err)
-		}
-		s.inTx = false
 	}
 
 	_, pipelining := s.ext["PIPELINING"]
