@@ -276,9 +276,20 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		}
 		r, err = s.sendData(msg)
 	}
+	if err == nil {
+		err = s.endTx(last, r)
+	}
 	if err != nil {
 		return fail(err)
 	}
+	res.Data = r
+	return res, nil
+}
+
+// endTx judges r, the reply to last, the command that ended the message
+// (the final dot, or BDAT LAST), for Send and Tx.Data: nil for a 250,
+// else the error, and the transaction is over.
+func (s *Session) endTx(last string, r *Reply) error {
 	if r.Code/100 == 2 && r.Code != 250 {
 		// RFC 5321 §4.3.2: 250 is the only success reply to the data.
 		// Anything else of class 2 (say a 221 that answers a pipelined
@@ -286,17 +297,16 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		e := replyError(last, "", r)
 		e.class = ErrUnknownReply
 		s.broken = e
-		return fail(e)
+		return e
 	}
 	if err := s.expect(last, "", r, 2); err != nil {
 		if s.broken == nil {
 			s.inTx = false // the transaction is over either way (RFC 5321 §4.1.1.4)
 		}
-		return fail(err)
+		return err
 	}
 	s.inTx = false
-	res.Data = r
-	return res, nil
+	return nil
 }
 
 // bdatMinSize is the size on the wire from which Send uses BDAT when the

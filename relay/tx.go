@@ -172,19 +172,9 @@ func (t *Tx) Data(ctx context.Context, msg io.Reader) (*Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Code/100 == 2 && r.Code != 250 {
-		e := replyError("end of data", "", r)
-		e.class = ErrUnknownReply
-		s.broken = e
-		return nil, e
-	}
-	if err := s.expect("end of data", "", r, 2); err != nil {
-		if s.broken == nil {
-			s.inTx = false
-		}
+	if err := s.endTx("end of data", r); err != nil {
 		return nil, err
 	}
-	s.inTx = false
 	return r, nil
 }
 
