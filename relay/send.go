@@ -250,10 +250,7 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		if err := s.write(command{name: "end of data", line: "."}); err != nil {
 			return fail(err)
 		}
-		s.readTimeout = s.host.dataTimeout()
-		_, err := s.readReply("end of data", "")
-		s.readTimeout = s.timeout
-		if err != nil {
+		if _, err := s.readFinal("end of data"); err != nil {
 			return fail(err)
 		}
 	}
@@ -370,8 +367,15 @@ func (s *Session) sendData(msg io.Reader) (*Reply, error) {
 	if err := s.bw.Flush(); err != nil {
 		return nil, s.transportErr("write message body", err)
 	}
+	return s.readFinal("end of data")
+}
+
+// readFinal reads the reply to cmd, the command that ends a message (the
+// final dot, BDAT LAST), within the data timeout (RFC 5321 §4.5.3.2.6:
+// the server may be scanning the message).
+func (s *Session) readFinal(cmd string) (*Reply, error) {
 	s.readTimeout = s.host.dataTimeout()
-	r, err := s.readReply("end of data", "")
+	r, err := s.readReply(cmd, "")
 	s.readTimeout = s.timeout
 	return r, err
 }
@@ -432,9 +436,7 @@ func (s *Session) sendChunks(msg io.Reader, pipelining bool) (*Reply, error) {
 		pending++
 		for pending > 0 && (pending >= window || last) {
 			if last && pending == 1 {
-				s.readTimeout = s.host.dataTimeout()
-				r, err := s.readReply("BDAT", "")
-				s.readTimeout = s.timeout
+				r, err := s.readFinal("BDAT")
 				pending--
 				if err != nil {
 					return err
