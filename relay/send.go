@@ -119,16 +119,8 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	// refuses such an address first; this covers envelopes queued before
 	// it did, and callers of relay that have no intake.
 	wire := *env
-	wire.To = nil
-	sendable := make([]int, 0, len(env.To)) // positions in env.To that get a RCPT
-	for i, to := range env.To {
-		if err := CheckAddress(to); err != nil {
-			res.Recipients[i].Err = clientError("RCPT TO", fmt.Sprintf("%.80q", to), ErrFatal, err.Error())
-			continue
-		}
-		sendable = append(sendable, i)
-		wire.To = append(wire.To, to)
-	}
+	sendable, to := carried(env.To, func(i int, err error) { res.Recipients[i].Err = err })
+	wire.To = to
 	if len(sendable) == 0 {
 		return res, nil
 	}
@@ -304,6 +296,22 @@ func (s *Session) endTx(last string, r *Reply) error {
 	}
 	s.inTx = false
 	return nil
+}
+
+// carried returns the addresses a RCPT TO can carry, and their positions
+// in addrs; each other one is refused here, without a command, with an
+// *Error that refuse gets along with its position.
+func carried(addrs []string, refuse func(i int, err error)) (pos []int, wire []string) {
+	pos = make([]int, 0, len(addrs))
+	for i, a := range addrs {
+		if err := CheckAddress(a); err != nil {
+			refuse(i, clientError("RCPT TO", fmt.Sprintf("%.80q", a), ErrFatal, err.Error()))
+			continue
+		}
+		pos = append(pos, i)
+		wire = append(wire, a)
+	}
+	return pos, wire
 }
 
 // bdatMinSize is the size on the wire from which Send uses BDAT when the

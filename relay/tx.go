@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -92,16 +91,7 @@ func (t *Tx) Rcpt(ctx context.Context, addrs ...string) (verdicts []error, err e
 		return nil, s.broken
 	}
 	verdicts = make([]error, len(addrs))
-	var sendable []int
-	var wire []string
-	for i, a := range addrs {
-		if err := CheckAddress(a); err != nil {
-			verdicts[i] = clientError("RCPT TO", fmt.Sprintf("%.80q", a), ErrFatal, err.Error())
-			continue
-		}
-		sendable = append(sendable, i)
-		wire = append(wire, a)
-	}
+	sendable, wire := carried(addrs, func(i int, err error) { verdicts[i] = err })
 	if len(wire) == 0 {
 		return verdicts, nil
 	}
