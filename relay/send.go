@@ -328,14 +328,11 @@ const bdatWindow = 4
 // then the final dot (with QUIT behind it for SendAndQuit), and returns
 // the reply to the dot.
 func (s *Session) sendData(msg io.Reader) (*Reply, error) {
-	if n := s.br.Buffered(); n > 0 {
-		// Nothing may follow the 354 until the final dot: a reply queued
-		// behind it would be read as the answer to the dot, and the real
-		// one (perhaps a 554) taken for the reply to QUIT. The dialogue is
-		// out of step; send nothing.
-		e := clientError("DATA", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its 354 reply, before the message", n))
-		s.broken = e
-		return nil, e
+	// Nothing may follow the 354 until the final dot: a reply queued
+	// behind it would be read as the answer to the dot, and the real one
+	// (perhaps a 554) taken for the reply to QUIT.
+	if err := s.nothingBehind("DATA", "its 354 reply, before the message"); err != nil {
+		return nil, err
 	}
 	bp := outBufs.Get().(*[]byte)
 	defer outBufs.Put(bp)
@@ -388,6 +385,19 @@ func (s *Session) readFinal(cmd string) (*Reply, error) {
 	return r, err
 }
 
+// nothingBehind breaks the session when the server sent octets after
+// what (the replies read so far) and before the message: the dialogue is
+// out of step, and nothing is sent.
+func (s *Session) nothingBehind(cmd, what string) error {
+	n := s.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	e := clientError(cmd, "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after %s", n, what))
+	s.broken = e
+	return e
+}
+
 // sendChunks sends the message as BDAT chunks (RFC 3030 §2), neither
 // stuffed nor terminated, the last one "BDAT n LAST", and returns the
 // reply to that one. With PIPELINING the server must take chunks
@@ -397,10 +407,8 @@ func (s *Session) readFinal(cmd string) (*Reply, error) {
 // already on their way are read, to stay in step, and the transaction is
 // left for the next Send to reset.
 func (s *Session) sendChunks(msg io.Reader, pipelining bool) (*Reply, error) {
-	if n := s.br.Buffered(); n > 0 {
-		e := clientError("BDAT", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its replies to the envelope", n))
-		s.broken = e
-		return nil, e
+	if err := s.nothingBehind("BDAT", "its replies to the envelope"); err != nil {
+		return nil, err
 	}
 	window := 1
 	if pipelining {
