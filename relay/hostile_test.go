@@ -49,21 +49,16 @@ func TestWholeReplyDeadline(t *testing.T) {
 // data_timeout bounds the wait after the final dot as configured, also
 // when it is shorter than the command timeout.
 func TestDataTimeoutAsConfigured(t *testing.T) {
-	sc := startScript(t, nil,
-		ex{s: greet}, ex{c: ehlo, s: ehloReply()},
+	h := plainHost()
+	h.Timeout, h.DataTimeout = time.Minute, 300*time.Millisecond
+	s, sc := dialScriptedHost(t, h, nil,
 		ex{c: "MAIL FROM:<a@x>\r\n", s: ok}, ex{c: "RCPT TO:<b@y>\r\n", s: ok},
 		ex{c: "DATA\r\n", s: "354 go\r\n"},
 		ex{c: "body\r\n.\r\n"},
 		ex{drain: true},
 	)
-	h := plainHost()
-	h.Timeout, h.DataTimeout = time.Minute, 300*time.Millisecond
-	s, err := Dial(context.Background(), h, sc.options())
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	_, err = s.Send(context.Background(), &Envelope{From: "a@x", To: []string{"b@y"}}, strings.NewReader("body"))
+	_, err := s.Send(context.Background(), &Envelope{From: "a@x", To: []string{"b@y"}}, strings.NewReader("body"))
 	var ne net.Error
 	if !errors.Is(err, ErrTransport) || !Temporary(err) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("error %v: want a temporary timeout", err)
@@ -92,11 +87,7 @@ func TestReplyBehind354(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			// serveScript fails if anything (the body, a dot) follows DATA.
-			sc := startScript(t, nil, append([]ex{{s: greet}, {c: ehlo, s: ehloReply(tt.ext...)}}, tt.script...)...)
-			s, err := Dial(context.Background(), plainHost(), sc.options())
-			if err != nil {
-				t.Fatal(err)
-			}
+			s, sc := dialScripted(t, tt.ext, tt.script...)
 			res, err := s.SendAndQuit(context.Background(), &Envelope{From: "a@x", To: []string{"b@y"}}, strings.NewReader("body"))
 			if !errors.Is(err, ErrUnknownReply) || !TryNextHost(err) {
 				t.Errorf("error %v: want an unknown reply", err)
@@ -112,16 +103,11 @@ func TestReplyBehind354(t *testing.T) {
 // Only 250 accepts the message (RFC 5321 §4.3.2); a 221 to the final dot
 // is an unknown reply (issue 20, item 5).
 func TestOnly250AcceptsData(t *testing.T) {
-	sc := startScript(t, nil,
-		ex{s: greet}, ex{c: ehlo, s: ehloReply()},
+	s, sc := dialScripted(t, nil,
 		ex{c: "MAIL FROM:<a@x>\r\n", s: ok}, ex{c: "RCPT TO:<b@y>\r\n", s: ok},
 		ex{c: "DATA\r\n", s: "354 go\r\n"},
 		ex{c: "body\r\n.\r\n", s: "221 2.0.0 closing\r\n"},
 	)
-	s, err := Dial(context.Background(), plainHost(), sc.options())
-	if err != nil {
-		t.Fatal(err)
-	}
 	res, err := s.Send(context.Background(), &Envelope{From: "a@x", To: []string{"b@y"}}, strings.NewReader("body"))
 	var e *Error
 	if !errors.Is(err, ErrUnknownReply) || !errors.As(err, &e) || e.Code != 221 {

@@ -32,10 +32,14 @@ func TestTranscriptPipelineNext(t *testing.T) {
 	bigB.Size = bdatMinSize
 	canceled, cancel := context.WithCancel(context.Background())
 	cancel()
+	// Every case starts with a's envelope pipelined, b's behind its dot.
+	firstA := ex{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData}
+	// a's outcome when its dot is answered 250.
+	sentA := send{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"}
 	tests := []struct {
 		name   string
 		ext    []string
-		envs   []Envelope
+		envs   []Envelope      // nil: a, b
 		stop   context.Context // nil: never done
 		script []ex
 		sends  []send
@@ -43,24 +47,22 @@ func TestTranscriptPipelineNext(t *testing.T) {
 		{
 			name: "next MAIL, RCPT and DATA in the same write as the dot",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "250 2.0.0 queued A\r\n" + ok + ok + goData},
 				{c: dotB, one: true, s: "250 2.0.0 queued B\r\n"},
 				{c: quit, s: bye},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 				{env: 1, next: -1, body: "second", want: recipientOutcome{accepted: []string{"c@y"}}, data: "queued B"},
 			},
 		},
 		{
 			name: "554 to the dot, then the next message's 250s",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "554 5.7.1 spam\r\n" + ok + ok + goData},
 				{c: dotB, s: "250 2.0.0 queued B\r\n"},
 				{c: quit, s: bye},
@@ -73,23 +75,21 @@ func TestTranscriptPipelineNext(t *testing.T) {
 		{
 			name: "4xx to the next MAIL is the next message's",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "250 2.0.0 queued A\r\n451 4.3.0 later\r\n503 no MAIL\r\n503 no MAIL\r\n"},
 				{c: quit, s: bye},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 				{env: 1, next: -1, body: "second", want: recipientOutcome{deferred: []string{"c@y"}}, errIs: ErrBusy, errTemp: true},
 			},
 		},
 		{
 			name: "the connection drops after the dot: neither is sent",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, close: true},
 			},
 			sends: []send{
@@ -100,66 +100,61 @@ func TestTranscriptPipelineNext(t *testing.T) {
 		{
 			name: "the connection drops after the dot's 250: the first is sent, the next is not",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "250 2.0.0 queued A\r\n", close: true},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 				{env: 1, next: -1, body: "second", want: recipientOutcome{deferred: []string{"c@y"}}, errIs: ErrTransport, errTemp: true},
 			},
 		},
 		{
 			name: "octets after the pipelined 354 are a protocol error: no body",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "250 2.0.0 queued A\r\n" + ok + ok + goData + "250 2.0.0 queued B\r\n"},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 				{env: 1, next: -1, body: "second", want: recipientOutcome{refused: []string{"c@y"}}, errIs: ErrUnknownReply},
 			},
 		},
 		{
 			name: "Quit with the next DATA answered 354: the connection is closed, no body, no QUIT",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "250 2.0.0 queued A\r\n" + ok + ok + goData},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 			},
 		},
 		{
 			name: "Quit with the next DATA refused: QUIT",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA + mailB, one: true, s: "250 2.0.0 queued A\r\n" + ok + "550 no\r\n554 no valid recipients\r\n"},
 				{c: quit, s: bye},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 			},
 		},
 		{
 			name: "stopped: nothing behind the dot, the next starts on its own",
 			ext:  []string{"PIPELINING"},
-			envs: []Envelope{a, b},
 			stop: canceled,
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA, one: true, s: "250 2.0.0 queued A\r\n"},
 				{c: quit, s: bye},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 			},
 		},
 		{
@@ -167,17 +162,16 @@ func TestTranscriptPipelineNext(t *testing.T) {
 			ext:  []string{"PIPELINING", "CHUNKING"},
 			envs: []Envelope{a, bigB},
 			script: []ex{
-				{c: "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nDATA\r\n", s: ok + ok + goData},
+				firstA,
 				{c: dotA, one: true, s: "250 2.0.0 queued A\r\n"},
 				{c: quit, s: bye},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 			},
 		},
 		{
 			name: "no PIPELINING: nothing behind the dot",
-			envs: []Envelope{a, b},
 			script: []ex{
 				{c: "MAIL FROM:<a@x>\r\n", s: ok},
 				{c: "RCPT TO:<b@y>\r\n", s: ok},
@@ -186,12 +180,15 @@ func TestTranscriptPipelineNext(t *testing.T) {
 				{c: quit, s: bye},
 			},
 			sends: []send{
-				{env: 0, next: 1, body: "first", want: recipientOutcome{accepted: []string{"b@y"}}, data: "queued A"},
+				sentA,
 			},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if tt.envs == nil {
+				tt.envs = []Envelope{a, b}
+			}
 			s, sc := dialScripted(t, tt.ext, tt.script...)
 			stop := tt.stop
 			if stop == nil {

@@ -119,16 +119,8 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	// refuses such an address first; this covers envelopes queued before
 	// it did, and callers of relay that have no intake.
 	wire := *env
-	wire.To = nil
-	sendable := make([]int, 0, len(env.To)) // positions in env.To that get a RCPT
-	for i, to := range env.To {
-		if err := CheckAddress(to); err != nil {
-			res.Recipients[i].Err = clientError("RCPT TO", fmt.Sprintf("%.80q", to), ErrFatal, err.Error())
-			continue
-		}
-		sendable = append(sendable, i)
-		wire.To = append(wire.To, to)
-	}
+	sendable, to := carried(env.To, func(i int, err error) { res.Recipients[i].Err = err })
+	wire.To = to
 	if len(sendable) == 0 {
 		return res, nil
 	}
@@ -140,16 +132,10 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 	end := s.begin(ctx)
 	defer end()
 
-	if s.inTx && pre == nil {
-		r, err := s.cmd(command{name: "RSET", line: "RSET"})
-		if err != nil {
+	if pre == nil {
+		if err := s.resetIfInTx(); err != nil {
 			return fail(err)
 		}
-		if err := s.expect("RSET", "", r, 2); err != nil {
-			s.broken = err // a server that cannot reset is not one to trust with the next message
-			return fail(err)
-		}
-		s.inTx = false
 	}
 
 	_, pipelining := s.ext["PIPELINING"]
@@ -256,10 +242,7 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		if err := s.write(command{name: "end of data", line: "."}); err != nil {
 			return fail(err)
 		}
-		s.readTimeout = s.host.dataTimeout()
-		_, err := s.readReply("end of data", "")
-		s.readTimeout = s.timeout
-		if err != nil {
+		if _, err := s.readFinal("end of data"); err != nil {
 			return fail(err)
 		}
 	}
@@ -282,9 +265,20 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		}
 		r, err = s.sendData(msg)
 	}
+	if err == nil {
+		err = s.endTx(last, r)
+	}
 	if err != nil {
 		return fail(err)
 	}
+	res.Data = r
+	return res, nil
+}
+
+// endTx judges r, the reply to last, the command that ended the message
+// (the final dot, or BDAT LAST), for Send and Tx.Data: nil for a 250,
+// else the error, and the transaction is over.
+func (s *Session) endTx(last string, r *Reply) error {
 	if r.Code/100 == 2 && r.Code != 250 {
 		// RFC 5321 §4.3.2: 250 is the only success reply to the data.
 		// Anything else of class 2 (say a 221 that answers a pipelined
@@ -292,17 +286,32 @@ func (s *Session) Send(ctx context.Context, env *Envelope, msg io.Reader) (*Resu
 		e := replyError(last, "", r)
 		e.class = ErrUnknownReply
 		s.broken = e
-		return fail(e)
+		return e
 	}
 	if err := s.expect(last, "", r, 2); err != nil {
 		if s.broken == nil {
 			s.inTx = false // the transaction is over either way (RFC 5321 §4.1.1.4)
 		}
-		return fail(err)
+		return err
 	}
 	s.inTx = false
-	res.Data = r
-	return res, nil
+	return nil
+}
+
+// carried returns the addresses a RCPT TO can carry, and their positions
+// in addrs; each other one is refused here, without a command, with an
+// *Error that refuse gets along with its position.
+func carried(addrs []string, refuse func(i int, err error)) (pos []int, wire []string) {
+	pos = make([]int, 0, len(addrs))
+	for i, a := range addrs {
+		if err := CheckAddress(a); err != nil {
+			refuse(i, clientError("RCPT TO", fmt.Sprintf("%.80q", a), ErrFatal, err.Error()))
+			continue
+		}
+		pos = append(pos, i)
+		wire = append(wire, a)
+	}
+	return pos, wire
 }
 
 // bdatMinSize is the size on the wire from which Send uses BDAT when the
@@ -319,14 +328,11 @@ const bdatWindow = 4
 // then the final dot (with QUIT behind it for SendAndQuit), and returns
 // the reply to the dot.
 func (s *Session) sendData(msg io.Reader) (*Reply, error) {
-	if n := s.br.Buffered(); n > 0 {
-		// Nothing may follow the 354 until the final dot: a reply queued
-		// behind it would be read as the answer to the dot, and the real
-		// one (perhaps a 554) taken for the reply to QUIT. The dialogue is
-		// out of step; send nothing.
-		e := clientError("DATA", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its 354 reply, before the message", n))
-		s.broken = e
-		return nil, e
+	// Nothing may follow the 354 until the final dot: a reply queued
+	// behind it would be read as the answer to the dot, and the real one
+	// (perhaps a 554) taken for the reply to QUIT.
+	if err := s.nothingBehind("DATA", "its 354 reply, before the message"); err != nil {
+		return nil, err
 	}
 	bp := outBufs.Get().(*[]byte)
 	defer outBufs.Put(bp)
@@ -366,10 +372,30 @@ func (s *Session) sendData(msg io.Reader) (*Reply, error) {
 	if err := s.bw.Flush(); err != nil {
 		return nil, s.transportErr("write message body", err)
 	}
+	return s.readFinal("end of data")
+}
+
+// readFinal reads the reply to cmd, the command that ends a message (the
+// final dot, BDAT LAST), within the data timeout (RFC 5321 §4.5.3.2.6:
+// the server may be scanning the message).
+func (s *Session) readFinal(cmd string) (*Reply, error) {
 	s.readTimeout = s.host.dataTimeout()
-	r, err := s.readReply("end of data", "")
+	r, err := s.readReply(cmd, "")
 	s.readTimeout = s.timeout
 	return r, err
+}
+
+// nothingBehind breaks the session when the server sent octets after
+// what (the replies read so far) and before the message: the dialogue is
+// out of step, and nothing is sent.
+func (s *Session) nothingBehind(cmd, what string) error {
+	n := s.br.Buffered()
+	if n == 0 {
+		return nil
+	}
+	e := clientError(cmd, "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after %s", n, what))
+	s.broken = e
+	return e
 }
 
 // sendChunks sends the message as BDAT chunks (RFC 3030 §2), neither
@@ -381,10 +407,8 @@ func (s *Session) sendData(msg io.Reader) (*Reply, error) {
 // already on their way are read, to stay in step, and the transaction is
 // left for the next Send to reset.
 func (s *Session) sendChunks(msg io.Reader, pipelining bool) (*Reply, error) {
-	if n := s.br.Buffered(); n > 0 {
-		e := clientError("BDAT", "", ErrUnknownReply, fmt.Sprintf("server sent %d octets after its replies to the envelope", n))
-		s.broken = e
-		return nil, e
+	if err := s.nothingBehind("BDAT", "its replies to the envelope"); err != nil {
+		return nil, err
 	}
 	window := 1
 	if pipelining {
@@ -428,9 +452,7 @@ func (s *Session) sendChunks(msg io.Reader, pipelining bool) (*Reply, error) {
 		pending++
 		for pending > 0 && (pending >= window || last) {
 			if last && pending == 1 {
-				s.readTimeout = s.host.dataTimeout()
-				r, err := s.readReply("BDAT", "")
-				s.readTimeout = s.timeout
+				r, err := s.readFinal("BDAT")
 				pending--
 				if err != nil {
 					return err

@@ -14,9 +14,15 @@ import (
 // ext; script is what follows.
 func dialScripted(t *testing.T, ext []string, script ...ex) (*Session, *scripted) {
 	t.Helper()
+	return dialScriptedHost(t, plainHost(), ext, script...)
+}
+
+// dialScriptedHost is dialScripted with h for plainHost.
+func dialScriptedHost(t *testing.T, h Host, ext []string, script ...ex) (*Session, *scripted) {
+	t.Helper()
 	full := append([]ex{{s: greet}, {c: ehlo, s: ehloReply(ext...)}}, script...)
 	sc := startScript(t, nil, full...)
-	s, err := Dial(context.Background(), plainHost(), sc.options())
+	s, err := Dial(context.Background(), h, sc.options())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package relay
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 )
 
@@ -92,16 +91,7 @@ func (t *Tx) Rcpt(ctx context.Context, addrs ...string) (verdicts []error, err e
 		return nil, s.broken
 	}
 	verdicts = make([]error, len(addrs))
-	var sendable []int
-	var wire []string
-	for i, a := range addrs {
-		if err := CheckAddress(a); err != nil {
-			verdicts[i] = clientError("RCPT TO", fmt.Sprintf("%.80q", a), ErrFatal, err.Error())
-			continue
-		}
-		sendable = append(sendable, i)
-		wire = append(wire, a)
-	}
+	sendable, wire := carried(addrs, func(i int, err error) { verdicts[i] = err })
 	if len(wire) == 0 {
 		return verdicts, nil
 	}
@@ -172,19 +162,9 @@ func (t *Tx) Data(ctx context.Context, msg io.Reader) (*Reply, error) {
 	if err != nil {
 		return nil, err
 	}
-	if r.Code/100 == 2 && r.Code != 250 {
-		e := replyError("end of data", "", r)
-		e.class = ErrUnknownReply
-		s.broken = e
-		return nil, e
-	}
-	if err := s.expect("end of data", "", r, 2); err != nil {
-		if s.broken == nil {
-			s.inTx = false
-		}
+	if err := s.endTx("end of data", r); err != nil {
 		return nil, err
 	}
-	s.inTx = false
 	return r, nil
 }
 

@@ -38,10 +38,7 @@ func WireSize(msg io.Reader) (int64, error) {
 	if _, err := d.ReadFrom(msg); err != nil {
 		return 0, fmt.Errorf("relay: measuring the message: %w", err)
 	}
-	if err := d.Close(); err != nil {
-		return 0, fmt.Errorf("relay: measuring the message: %w", err)
-	}
-	return d.n - d.stuffed, nil
+	return d.pending(), nil // the count WireCounter gives too
 }
 
 // WireCounter is WireSize for a body that arrives in pieces: the intake
